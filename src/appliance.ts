@@ -1,0 +1,49 @@
+// The appliance: the node registry at the hub, and the DHCP, TFTP and HTTP services
+// that read it. pixiecore's shape: one owner of every service, policy outside them.
+import type { KabootConfig } from './config/schema.js';
+import type { Logger } from './log.js';
+import { NodeRegistry } from './nodes/registry.js';
+import { loadOrCreateToken } from './http/auth.js';
+import { buildHttpServer } from './http/server.js';
+
+export interface Appliance {
+  nodes: NodeRegistry;
+  token: string;
+  httpPort: number;
+  close(): Promise<void>;
+}
+
+export async function startAppliance(config: KabootConfig, logger: Logger): Promise<Appliance> {
+  const nodes = new NodeRegistry(config.state_dir);
+  const { token, file: tokenFile } = loadOrCreateToken(config.state_dir, config.api.token);
+  const started = Date.now();
+  const closers: (() => Promise<void> | void)[] = [];
+
+  let httpPort = config.http.port;
+  if (config.http.enabled) {
+    const http = await buildHttpServer({
+      logger,
+      nodes,
+      token,
+      imagesDir: config.images_dir,
+      boot: config.boot,
+      httpPort,
+      leases: () => [],
+      health: () => ({ uptime_s: Math.round((Date.now() - started) / 1000), dhcp_mode: config.dhcp.mode }),
+    });
+    await http.listen({ port: config.http.port, host: config.http.address });
+    const addr = http.server.address();
+    if (addr && typeof addr === 'object') httpPort = addr.port;
+    logger.info({ port: httpPort, api_token_file: tokenFile }, 'http listening');
+    closers.push(() => http.close());
+  }
+
+  return {
+    nodes,
+    token,
+    httpPort,
+    async close() {
+      for (const c of closers.reverse()) await c();
+    },
+  };
+}

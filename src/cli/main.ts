@@ -1,0 +1,47 @@
+// kaboot's command line: one verb per file in src/cli/.
+import { ConfigError } from '../config/load.js';
+import { serveCommand } from './serve.js';
+import { configCommand } from './config.js';
+
+const usage = `usage: kaboot <command> [options]
+
+commands:
+  serve [--config FILE]     run the appliance (DHCP/ProxyDHCP, TFTP, HTTP, API).
+                            Without --config: the safe default (ProxyDHCP only,
+                            never hands out an address; TFTP and HTTP from ./images)
+  config check FILE         validate a config file and print it with defaults filled in
+  help                      this text
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    switch (verb) {
+      case 'serve':
+        return await serveCommand(rest);
+      case 'config':
+        return await configCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(usage);
+        return verb === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`kaboot: unknown command "${verb}"\n\n${usage}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`kaboot: config error: ${e.message}\n`);
+      return 78; // EX_CONFIG
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`kaboot: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+export class UsageError extends Error {}

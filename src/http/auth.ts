@@ -1,0 +1,32 @@
+// The API's write endpoints need a bearer token: from the config, or generated once
+// into state_dir/api-token (mode 0600) so that a fresh install is never open.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
+
+export function loadOrCreateToken(stateDir: string, configured: string | undefined): { token: string; file?: string } {
+  if (configured) return { token: configured };
+  const file = join(stateDir, 'api-token');
+  try {
+    const t = readFileSync(file, 'utf8').trim();
+    if (t.length >= 16) return { token: t, file };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const token = randomBytes(24).toString('base64url');
+  writeFileAtomicSync(file, token + '\n');
+  return { token, file };
+}
+
+export function requireToken(token: string) {
+  const expected = Buffer.from(token);
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    const given = Buffer.from(m?.[1] ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'this endpoint needs Authorization: Bearer <token> (see state_dir/api-token)' });
+    }
+  };
+}

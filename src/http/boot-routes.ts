@@ -1,0 +1,53 @@
+// What booting nodes fetch over HTTP: their iPXE script, and kernel, initrd and
+// images from images_dir (HEAD and Range through @fastify/static), with Debian's boot
+// loaders as a fallback for names images_dir does not hold.
+import type { FastifyPluginAsync } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import { dirname, basename } from 'node:path';
+import type { BootConfig } from '../config/schema.js';
+import type { NodeRegistry } from '../nodes/registry.js';
+import { normalizeMac } from '../nodes/registry.js';
+import { ipxeScript } from '../boot/ipxe-script.js';
+import { loaderPath } from '../boot/loaders.js';
+import { isInside } from '../util/contained-path.js';
+
+export interface BootRouteDeps {
+  imagesDir: string;
+  boot: BootConfig;
+  nodes: NodeRegistry;
+  httpPort: number;
+}
+
+export const bootRoutes: FastifyPluginAsync<BootRouteDeps> = async (app, deps) => {
+  app.get<{ Params: { name: string } }>('/ipxe/:name', async (req, reply) => {
+    const mac = normalizeMac(req.params.name.replace(/\.ipxe$/, ''));
+    if (!mac) return reply.code(404).send({ error: 'not found', message: 'expected /ipxe/<mac>.ipxe' });
+    const node = deps.nodes.get(mac);
+    const next = node?.next_boot ?? deps.boot.default;
+    const server = req.socket.localAddress?.replace(/^::ffff:/, '') ?? req.hostname;
+    req.log.info({ mac, next_boot: next, client: req.ip }, 'ipxe script');
+    return reply.type('text/plain').send(ipxeScript(deps.boot, next, { server, httpPort: deps.httpPort }, mac));
+  });
+
+  await app.register(fastifyStatic, {
+    root: deps.imagesDir,
+    prefix: '/',
+    index: false,
+    list: false,
+    serveDotFiles: false,
+    cacheControl: false,
+    // symlinks are followed by the file system; refuse any that lead outside images_dir
+    onFile: async (path: string) => {
+      if (path.startsWith(deps.imagesDir) && !(await isInside(deps.imagesDir, path))) {
+        throw Object.assign(new Error('path escapes images_dir'), { statusCode: 403 });
+      }
+    },
+  } as Parameters<typeof fastifyStatic>[1]);
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const name = decodeURIComponent((req.url.split('?')[0] ?? '').replace(/^\/+/, ''));
+    const loader = (req.method === 'GET' || req.method === 'HEAD') ? loaderPath(name) : undefined;
+    if (loader) return reply.sendFile(basename(loader), dirname(loader));
+    return reply.code(404).send({ error: 'not found', message: `${req.method} ${req.url}` });
+  });
+};

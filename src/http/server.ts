@@ -1,0 +1,24 @@
+// The HTTP side of the appliance: one fastify instance, one plugin per area.
+import Fastify, { type FastifyInstance, type FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../log.js';
+import { apiRoutes, type ApiDeps } from './api.js';
+import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
+
+export interface HttpServerDeps extends ApiDeps, BootRouteDeps {
+  logger: Logger;
+}
+
+export async function buildHttpServer(deps: HttpServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.logger.child({ svc: 'http' }) as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024 });
+
+  // One line per finished transfer: client, path, status, bytes, seconds, rate.
+  app.addHook('onResponse', async (req, reply) => {
+    const seconds = reply.elapsedTime / 1000;
+    const bytes = Number(reply.getHeader('content-length') ?? 0);
+    req.log.info({ client: req.ip, method: req.method, url: req.url, status: reply.statusCode, bytes, seconds: Number(seconds.toFixed(3)), rate_mbs: seconds > 0 ? Number((bytes / seconds / 1e6).toFixed(1)) : undefined }, 'http transfer');
+  });
+
+  await app.register(apiRoutes, { prefix: '/api', ...deps });
+  await app.register(bootRoutes, deps);
+  return app;
+}
