@@ -24,7 +24,9 @@ export enum Opt {
   DnsServers = 6,
   HostName = 12,
   DomainName = 15,
+  InterfaceMtu = 26,
   BroadcastAddress = 28,
+  NtpServers = 42,
   VendorSpecific = 43,
   RequestedIp = 50,
   LeaseTime = 51,
@@ -41,6 +43,8 @@ export enum Opt {
   TftpServerName = 66,
   BootfileName = 67,
   UserClass = 77,
+  /** RFC 3046: a server echoes it unchanged in its reply to a relay */
+  RelayAgentInfo = 82,
   ClientArch = 93,
   ClientNdi = 94,
   ClientUuid = 97,

@@ -1,0 +1,67 @@
+// Which options a reply carries, and in which order: the "parameter request list" rule.
+//
+// RFC 2131 §4.3.1: the server returns the parameters the client asked for in option 55
+// when it has a value for them, and omits the ones it cannot provide. RFC 2132 §9.8: the
+// server MUST try to put the requested options in the order the client asked.
+// isc-dhcpd builds its reply from the requested codes first, then a built-in priority list
+// (lease times, subnet mask, routers, DNS, ...) and any option configured "always-send";
+// dnsmasq sends the requested options plus the few a lease needs, and more only when
+// forced (dhcp-option-force), because some PXE ROMs choke on options they did not ask for.
+//
+// kaboot's rule, in that spirit:
+//   1. 53 (message type) first and 54 (server id) second: every client needs them.
+//   2. Then the requested codes, in the client's order, when the reply has a value.
+//   3. Then the always-sent codes (see alwaysSentOptions) not requested, in the reply's order.
+//   4. Everything else is dropped, except 82 (relay agent information), which a server must
+//      echo to the relay (RFC 3046 §2.2) and which goes last.
+// A request without option 55 (BOOTP, some ROMs) gets every option the reply has.
+import { Opt, type OptionMap } from './packet.js';
+
+/** The options a lease needs, sent whether asked for or not. */
+export const ALWAYS_SENT_LEASE: readonly number[] = [
+  Opt.MessageType,
+  Opt.ServerId,
+  Opt.LeaseTime,
+  Opt.RenewalTime,
+  Opt.RebindingTime,
+  Opt.SubnetMask,
+  Opt.Routers,
+  Opt.DnsServers,
+];
+/** PXE boot information: a PXE ROM does not always list these, and without them it does not boot. */
+export const ALWAYS_SENT_PXE: readonly number[] = [Opt.VendorClass, Opt.VendorSpecific, Opt.TftpServerName, Opt.BootfileName];
+/** pxelinux reads these only when present, and Debian's pxelinux does not request them. */
+export const ALWAYS_SENT_PXELINUX: readonly number[] = [
+  Opt.PxelinuxMagic,
+  Opt.PxelinuxConfigFile,
+  Opt.PxelinuxPathPrefix,
+  Opt.PxelinuxRebootTime,
+];
+
+export function alwaysSentOptions(kind: { pxe?: boolean; pxelinux?: boolean } = {}): number[] {
+  return [...ALWAYS_SENT_LEASE, ...(kind.pxe ? ALWAYS_SENT_PXE : []), ...(kind.pxelinux ? ALWAYS_SENT_PXELINUX : [])];
+}
+
+/**
+ * A new map with the reply's options chosen and ordered by the rule above.
+ * `requested` is the client's option 55 (undefined when it sent none).
+ */
+export function orderReplyOptions(reply: OptionMap, requested: readonly number[] | undefined, always: readonly number[]): OptionMap {
+  const out: OptionMap = new Map();
+  const take = (code: number) => {
+    const v = reply.get(code);
+    if (v !== undefined && !out.has(code) && code !== Opt.RelayAgentInfo) out.set(code, v);
+  };
+  take(Opt.MessageType);
+  take(Opt.ServerId);
+  if (requested === undefined) {
+    for (const code of reply.keys()) take(code);
+  } else {
+    for (const code of requested) take(code);
+    const alwaysSet = new Set(always);
+    for (const code of reply.keys()) if (alwaysSet.has(code)) take(code);
+  }
+  const relay = reply.get(Opt.RelayAgentInfo);
+  if (relay !== undefined) out.set(Opt.RelayAgentInfo, relay);
+  return out;
+}
