@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# The kaboot lab: PXE-boot a qemu VM (TCG, real firmware) from `kaboot serve`, all
+# inside a network namespace made for this run.
+#
+#   test/lab/lab.sh bios   SeaBIOS -> iPXE ROM (e1000) -> DHCP -> TFTP pxelinux.0
+#                          -> pxelinux.cfg -> kernel + initrd over TFTP
+#   test/lab/lab.sh uefi   OVMF -> iPXE ROM (virtio-net) -> DHCP -> iPXE script over
+#                          HTTP -> kernel + initrd over HTTP
+#
+# The initrd (build-initrd.sh) gets an address by DHCP from the server and prints
+#   KABOOT-LAB-MARKER ip=<address> mac=<mac>
+# on ttyS0. Exit 0 once that marker is seen; otherwise non-zero, with the tails of the
+# serial log and of the server's log. On success the last line of stdout is
+#   LAB-RESULT mode=<bios|uefi> ip=<address> mac=<mac> seconds=<qemu start to marker> guest_uptime=<s>
+#
+# Environment:
+#   LAB_SERVER   kaboot (default) | dnsmasq (a stand-in used while developing the lab)
+#   LAB_TIMEOUT  seconds to wait for the marker (default 240)
+#   LAB_KEEP     1: keep the run's work folder (logs, config) and print its path
+#   LAB_MEM      guest memory in MiB (default 512)
+#   KABOOT       the kaboot command (default: node <repo>/bin/kaboot.js)
+# Needs root, and the Debian packages qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux
+# syslinux-common busybox-static kmod cpio (dnsmasq-base for LAB_SERVER=dnsmasq).
+set -euo pipefail
+
+mode="${1:-}"
+[[ "$mode" == bios || "$mode" == uefi ]] || { echo "usage: $0 bios|uefi" >&2; exit 2; }
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+server_kind="${LAB_SERVER:-kaboot}"
+timeout_s="${LAB_TIMEOUT:-240}"
+mem="${LAB_MEM:-512}"
+[[ $EUID -eq 0 ]] || { echo "lab: needs root (network namespaces, tap devices)" >&2; exit 2; }
+
+# Lab network: the server owns .1 on the bridge; the pool is .100-.199.
+subnet=10.99.0.0/24
+server_ip=10.99.0.1
+pool_first=10.99.0.100
+pool_last=10.99.0.199
+append="console=ttyS0,115200 panic=-1"
+
+log() { echo "lab[$mode]: $*" >&2; }
+
+# --- kernel and initrd (cached; the initrd is rebuilt, byte-identical, every run) ---
+eval "$("$here/fetch-kernel.sh")"            # KERNEL_VERSION, KERNEL_DIR
+initrd_cache="$here/.cache/initrd-$KERNEL_VERSION.rdz"
+"$here/build-initrd.sh" "$KERNEL_DIR" "$KERNEL_VERSION" "$initrd_cache" >/dev/null
+
+# --- the run's own folder, namespace and processes; the trap removes them ---
+ns="kblab-$$-$RANDOM"
+work="$(mktemp -d "/tmp/kblab-$mode-XXXXXX")"
+pids=()
+ns_made=0
+cleanup() {
+  local rc=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  [[ $ns_made == 1 ]] && ip netns del "$ns" 2>/dev/null
+  if [[ "${LAB_KEEP:-0}" == 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+images="$work/images"
+mkdir -p "$images" "$work/state"
+cp "$KERNEL_DIR/boot/vmlinuz-$KERNEL_VERSION" "$images/vmlinuz"
+cp "$initrd_cache" "$images/all.rdz"
+
+ip netns add "$ns"
+ns_made=1
+nsx() { ip netns exec "$ns" "$@"; }
+nsx ip link set lo up
+nsx ip link add br0 type bridge
+nsx ip link set br0 type bridge forward_delay 0 stp_state 0
+nsx ip addr add "$server_ip/24" brd + dev br0
+nsx ip link set br0 up
+nsx ip tuntap add tap0 mode tap
+nsx ip link set tap0 master br0
+nsx ip link set tap0 up
+
+# --- the server ---
+server_log="$work/server.log"
+start_kaboot() {
+  cat >"$work/kaboot.yaml" <<EOF
+# written by test/lab/lab.sh for one lab run
+interfaces: [br0]
+images_dir: $images
+state_dir: $work/state
+dhcp:
+  mode: full
+  subnets:
+    - subnet: $subnet
+      interface: br0
+      range: [$pool_first, $pool_last]
+      routers: [$server_ip]
+      next_server: $server_ip
+      lease_time: 600
+boot:
+  default: kamethod
+  kernel: vmlinuz
+  initrd: all.rdz
+  append: "$append"
+  pxelinux:
+    reboot_time: 30
+    prompt_timeout: 0
+log:
+  level: debug
+  pretty: false
+EOF
+  local cmd
+  read -r -a cmd <<<"${KABOOT:-node $repo/bin/kaboot.js}"
+  nsx "${cmd[@]}" serve --config "$work/kaboot.yaml" >"$server_log" 2>&1 &
+  pids+=($!)
+}
+
+start_dnsmasq() {
+  local tftp="$work/tftp"
+  mkdir -p "$tftp/pxelinux.cfg"
+  cp /usr/lib/PXELINUX/pxelinux.0 /usr/lib/syslinux/modules/bios/ldlinux.c32 "$tftp/"
+  ln "$images/vmlinuz" "$tftp/vmlinuz"
+  ln "$images/all.rdz" "$tftp/all.rdz"
+  cp /usr/lib/ipxe/ipxe.efi "$tftp/"
+  printf 'DEFAULT lab\nPROMPT 0\nLABEL lab\n  KERNEL vmlinuz\n  APPEND initrd=all.rdz %s\n' "$append" >"$tftp/pxelinux.cfg/default"
+  printf '#!ipxe\nkernel http://%s/vmlinuz initrd=all.rdz %s\ninitrd http://%s/all.rdz\nboot\n' \
+    "$server_ip" "$append" "$server_ip" >"$tftp/boot.ipxe"
+  nsx busybox httpd -f -p "$server_ip:80" -h "$tftp" >>"$server_log" 2>&1 &
+  pids+=($!)
+  # BIOS (arch 0): pxelinux.0 over TFTP, iPXE or not. UEFI: iPXE gets the HTTP script,
+  # a bare UEFI PXE ROM gets ipxe.efi first.
+  nsx dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
+    --dhcp-range="$pool_first,$pool_last,255.255.255.0,10m" --no-ping --log-dhcp \
+    --dhcp-leasefile="$work/state/dnsmasq.leases" --pid-file= \
+    --enable-tftp --tftp-root="$tftp" \
+    --dhcp-match=set:efi,option:client-arch,7 --dhcp-match=set:efi,option:client-arch,9 \
+    --dhcp-userclass=set:ipxe,iPXE \
+    --dhcp-boot=tag:!efi,pxelinux.0 \
+    --dhcp-boot=tag:efi,tag:!ipxe,ipxe.efi \
+    --dhcp-boot=tag:efi,tag:ipxe,"http://$server_ip/boot.ipxe" \
+    >>"$server_log" 2>&1 &
+  pids+=($!)
+}
+
+case "$server_kind" in
+  kaboot) start_kaboot ;;
+  dnsmasq) start_dnsmasq ;;
+  *) echo "lab: LAB_SERVER must be kaboot or dnsmasq, not $server_kind" >&2; exit 2 ;;
+esac
+
+show_logs() {
+  echo "----- serial log (last 60 lines): $work/serial.log -----" >&2
+  tail -n 60 "$work/serial.log" 2>/dev/null | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' >&2 || true
+  echo "----- qemu stderr -----" >&2
+  tail -n 20 "$work/qemu.err" 2>/dev/null >&2 || true
+  echo "----- server log (last 60 lines): $server_log -----" >&2
+  tail -n 60 "$server_log" 2>/dev/null >&2 || true
+}
+fail() { log "FAIL: $*"; show_logs; exit 1; }
+
+# Wait until the server listens on DHCP (udp 67) and, for kaboot, HTTP.
+ready=0
+for _ in $(seq 1 150); do
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || fail "server exited before it was ready"; done
+  if nsx ss -H -lun 'sport = :67' | grep -q . && nsx ss -H -ltn 'sport = :80' | grep -q .; then ready=1; break; fi
+  sleep 0.2
+done
+[[ $ready == 1 ]] || fail "server not listening on udp 67 and tcp 80 after 30 s"
+
+# --- the VM ---
+mac="52:54:00:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
+qemu=(qemu-system-x86_64 -m "$mem" -smp 1 -nographic -no-reboot
+  -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no")
+if [[ $mode == bios ]]; then
+  qemu+=(-device "e1000,netdev=n0,mac=$mac,bootindex=1,romfile=/usr/lib/ipxe/qemu/efi-e1000.rom")
+else
+  cp /usr/share/OVMF/OVMF_VARS.fd "$work/OVMF_VARS.fd"
+  qemu+=(-drive "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd"
+    -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
+    -device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1,romfile=/usr/lib/ipxe/qemu/efi-virtio.rom")
+fi
+log "namespace $ns, server $server_kind, mac $mac, kernel $KERNEL_VERSION"
+started=$(date +%s.%N)
+nsx "${qemu[@]}" </dev/null >"$work/serial.log" 2>"$work/qemu.err" &
+qemu_pid=$!
+pids+=("$qemu_pid")
+
+deadline=$(( $(date +%s) + timeout_s ))
+marker=""
+while :; do
+  marker="$(tr -d '\r' <"$work/serial.log" | grep -a -m1 '^KABOOT-LAB-MARKER ' || true)"
+  [[ -n "$marker" ]] && break
+  if tr -d '\r' <"$work/serial.log" | grep -a -q '^KABOOT-LAB-FAIL '; then
+    sleep 1
+    fail "the guest's init failed: $(tr -d '\r' <"$work/serial.log" | grep -a -m1 '^KABOOT-LAB-FAIL ')"
+  fi
+  kill -0 "$qemu_pid" 2>/dev/null || { sleep 0.3; grep -a -q '^KABOOT-LAB-MARKER ' "$work/serial.log" && continue; fail "qemu exited without the marker"; }
+  (( $(date +%s) < deadline )) || fail "no marker after ${timeout_s} s"
+  sleep 0.2
+done
+elapsed=$(echo "$(date +%s.%N) - $started" | bc)
+got_ip="$(sed -n 's/.* ip=\([0-9.]*\).*/\1/p' <<<"$marker")"
+got_mac="$(sed -n 's/.* mac=\([0-9a-f:]*\).*/\1/p' <<<"$marker")"
+uptime="$(sed -n 's/.* uptime=\([0-9.]*\).*/\1/p' <<<"$marker")"
+[[ "$got_mac" == "$mac" ]] || fail "marker names mac $got_mac, the VM has $mac"
+[[ "$got_ip" == 10.99.0.* ]] || fail "marker address $got_ip is outside $subnet"
+
+# Let the guest power itself off, so its last lines land in the log.
+for _ in $(seq 1 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.2; done
+if [[ "${LAB_VERBOSE:-0}" == 1 ]]; then show_logs; fi
+log "marker after ${elapsed} s: $marker"
+echo "LAB-RESULT mode=$mode ip=$got_ip mac=$got_mac seconds=$(printf '%.1f' "$elapsed") guest_uptime=$uptime"
