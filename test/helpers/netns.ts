@@ -1,5 +1,6 @@
 // A throwaway network for one test: a "switch" namespace holding a bridge, and host
-// namespaces each joined to it by a veth pair (eth0 inside the host). Names are unique
+// namespaces each joined to it by a veth pair (eth0 inside the host); bridge() adds
+// another segment, attach() gives a host one more interface on it. Names are unique
 // to the run, and everything (namespaces, processes) is removed by destroy(), on exit
 // and on signals, so a failing test leaves nothing behind.
 import { execa, execaSync, type ResultPromise, type Options } from 'execa';
@@ -59,21 +60,37 @@ export class NetLab {
     await execa('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   }
 
-  /** A host on the bridge. `cidr` like 10.1.0.1/24; `mac` optional. */
-  async host(name: string, opts: { cidr?: string; mac?: string; extraCidrs?: string[] } = {}): Promise<Host> {
+  /** Another bridge (another L2 segment) in the switch namespace, e.g. 'br1'. */
+  async bridge(name: string): Promise<string> {
+    await this.sh(this.switchNs, `ip link add ${name} type bridge && ip link set ${name} type bridge forward_delay 0 stp_state 0 && ip link set ${name} up`);
+    return name;
+  }
+
+  /** A host on a bridge (br0 unless `bridge` names one made by bridge()). `cidr` like 10.1.0.1/24; `mac` optional. */
+  async host(name: string, opts: { cidr?: string; mac?: string; extraCidrs?: string[]; bridge?: string } = {}): Promise<Host> {
     const ns = `${this.prefix}-${name}`;
     await this.addNamespace(ns);
+    const mac = await this.plug(ns, 'eth0', opts.bridge ?? 'br0', opts);
+    return { name, ns, cidr: opts.cidr, ip: opts.cidr?.split('/')[0], mac };
+  }
+
+  /** One more interface (`ifname`) in an existing host, on another bridge; returns its MAC. */
+  attach(host: Host, ifname: string, opts: { bridge: string; cidr?: string; mac?: string; extraCidrs?: string[] }): Promise<string> {
+    return this.plug(host.ns, ifname, opts.bridge, opts);
+  }
+
+  private async plug(ns: string, ifname: string, bridge: string, opts: { cidr?: string; mac?: string; extraCidrs?: string[] }): Promise<string> {
     const idx = this.hostCount++;
     const outer = `v${idx}${randomBytes(2).toString('hex')}`;
-    await execa('ip', ['link', 'add', outer, 'netns', this.switchNs, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await this.sh(this.switchNs, `ip link set ${outer} master br0 && ip link set ${outer} up`);
-    if (opts.mac) await execa('ip', ['-n', ns, 'link', 'set', 'eth0', 'address', opts.mac]);
-    await execa('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    await execa('ip', ['link', 'add', outer, 'netns', this.switchNs, 'type', 'veth', 'peer', 'name', ifname, 'netns', ns]);
+    await this.sh(this.switchNs, `ip link set ${outer} master ${bridge} && ip link set ${outer} up`);
+    if (opts.mac) await execa('ip', ['-n', ns, 'link', 'set', ifname, 'address', opts.mac]);
+    await execa('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
     for (const c of [opts.cidr, ...(opts.extraCidrs ?? [])]) {
-      if (c) await execa('ip', ['-n', ns, 'addr', 'add', c, 'brd', '+', 'dev', 'eth0']);
+      if (c) await execa('ip', ['-n', ns, 'addr', 'add', c, 'brd', '+', 'dev', ifname]);
     }
-    const { stdout } = await execa('ip', ['netns', 'exec', ns, 'cat', '/sys/class/net/eth0/address']);
-    return { name, ns, cidr: opts.cidr, ip: opts.cidr?.split('/')[0], mac: stdout.trim() };
+    const { stdout } = await execa('ip', ['netns', 'exec', ns, 'cat', `/sys/class/net/${ifname}/address`]);
+    return stdout.trim();
   }
 
   /** Run a command inside a namespace and wait for it. */
