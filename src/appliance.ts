@@ -38,6 +38,7 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
     closers.push(() => http.close());
   }
 
+  logger.info({ http_port: httpPort }, 'kaboot ready');
   return {
     nodes,
     token,

@@ -109,13 +109,9 @@ export function parseConfig(text: string, file: string): KabootConfig {
   if (first) {
     const path = keyPath(first.path);
     const line = lineOf(doc, path, text);
-    if (first.schema && (first.schema as Record<string, unknown>).additionalProperties === false && first.message.includes('additional')) {
-      const parent = first.schema as { properties?: Record<string, unknown> };
-      const value = first.value as Record<string, unknown>;
-      const allowed = Object.keys(parent.properties ?? {});
-      const unknown = Object.keys(value ?? {}).filter((k) => !allowed.includes(k));
-      const key = dotted([...path, unknown[0] ?? '?']);
-      throw new ConfigError(file, key, 'unknown key', `Known keys here: ${allowed.join(', ')}.`, lineOf(doc, [...path, unknown[0] ?? ''], text) ?? line);
+    if (/unexpected property/i.test(first.message)) {
+      const allowed = Object.keys((first.schema as { properties?: Record<string, unknown> }).properties ?? {});
+      throw new ConfigError(file, dotted(path), 'unknown key', `Known keys here: ${allowed.join(', ')}.`, line);
     }
     const shown = JSON.stringify(first.value);
     throw new ConfigError(file, dotted(path), `${first.message.toLowerCase()} (got ${shown === undefined ? 'nothing' : shown})`, describeExpected(first.schema), line);

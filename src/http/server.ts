@@ -9,7 +9,7 @@ export interface HttpServerDeps extends ApiDeps, BootRouteDeps {
 }
 
 export async function buildHttpServer(deps: HttpServerDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger.child({ svc: 'http' }) as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024 });
+  const app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false } }, loggerInstance: deps.logger.child({ svc: 'http' }) as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024 });
 
   // One line per finished transfer: client, path, status, bytes, seconds, rate.
   app.addHook('onResponse', async (req, reply) => {
