@@ -46,16 +46,20 @@ export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url
   }
 }
 
-let loaded: NativeAddon | undefined;
-
-export function loadNative(): NativeAddon {
-  if (loaded) return loaded;
-  const path = join(packageRoot(), ADDON_FILE);
+/** Loads the addon at `path`; NativeAddonMissingError if it is absent or will not load. */
+export function loadAddonFrom(path: string): NativeAddon {
   if (!existsSync(path)) throw new NativeAddonMissingError(path);
   try {
-    loaded = createRequire(import.meta.url)(path) as NativeAddon;
+    return createRequire(import.meta.url)(path) as NativeAddon;
   } catch (e) {
     throw new NativeAddonMissingError(path, e);
   }
+}
+
+let loaded: NativeAddon | undefined;
+
+/** The package's own build of the addon, loaded once. */
+export function loadNative(): NativeAddon {
+  loaded ??= loadAddonFrom(join(packageRoot(), ADDON_FILE));
   return loaded;
 }

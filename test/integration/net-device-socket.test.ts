@@ -81,12 +81,13 @@ let lab: NetLab;
 let srv: Host;
 let c0: Host;
 let c1: Host;
+let srvEth1Mac: string;
 
 before(async () => {
   lab = await NetLab.create('nds');
   await lab.bridge('br1');
   srv = await lab.host('srv', { cidr: '10.50.0.1/24' });
-  await lab.attach(srv, 'eth1', { bridge: 'br1', cidr: '10.60.0.1/24' });
+  srvEth1Mac = await lab.attach(srv, 'eth1', { bridge: 'br1', cidr: '10.60.0.1/24' });
   c0 = await lab.host('c0', { cidr: '10.50.0.10/24' });
   c1 = await lab.host('c1', { cidr: '10.60.0.10/24', bridge: 'br1' });
   // A client sends its broadcasts by its default route, as a host with one NIC does.
@@ -162,4 +163,22 @@ test('a second socket on the same interface and port is refused with EADDRINUSE'
   assert.equal(e.event, 'open-failed');
   assert.equal(e.code, 'EADDRINUSE');
   assert.match(e.message ?? '', /on interface eth0: bind 0\.0\.0\.0:4011 on eth0/);
+});
+
+test('interface discovery in the two-NIC namespace: both NICs with their broadcast, loopback left out', async () => {
+  const code = `
+    import { ipv4Interfaces, selectInterfaces } from ${JSON.stringify(`${repo}src/net/interfaces.ts`)};
+    let missing;
+    try { selectInterfaces(['eth1', 'eth9']); } catch (e) { missing = { name: e.name, missing: e.missing, message: e.message }; }
+    console.log(JSON.stringify({ all: ipv4Interfaces(), chosen: selectInterfaces(['eth1']).map((i) => i.name), missing }));`;
+  const { stdout } = await lab.exec(srv.ns, [process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], { cwd: repo });
+  const seen = JSON.parse(String(stdout)) as { all: Array<{ name: string; mac: string; addresses: Array<{ cidr: string; broadcast: string }> }>; chosen: string[]; missing: { name: string; missing: string[]; message: string } };
+  assert.deepEqual(seen.all, [
+    { name: 'eth0', mac: srv.mac, addresses: [{ address: '10.50.0.1', netmask: '255.255.255.0', prefixLength: 24, cidr: '10.50.0.1/24', network: '10.50.0.0', broadcast: '10.50.0.255' }] },
+    { name: 'eth1', mac: srvEth1Mac, addresses: [{ address: '10.60.0.1', netmask: '255.255.255.0', prefixLength: 24, cidr: '10.60.0.1/24', network: '10.60.0.0', broadcast: '10.60.0.255' }] },
+  ]);
+  assert.deepEqual(seen.chosen, ['eth1']);
+  assert.equal(seen.missing.name, 'InterfaceSelectionError');
+  assert.deepEqual(seen.missing.missing, ['eth9']);
+  assert.match(seen.missing.message, /interface eth9 is not present .*eth0 \(10\.50\.0\.1\/24\), eth1 \(10\.60\.0\.1\/24\)/);
 });
