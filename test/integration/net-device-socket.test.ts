@@ -26,7 +26,7 @@ class Peer {
     void proc.then(() => { for (const w of this.waiters.splice(0)) w(); });
   }
 
-  static start(lab: NetLab, host: Host, label: string, sockets: Array<{ name: string; port: number; ifname?: string; address?: string }>): Peer {
+  static start(lab: NetLab, host: Host, label: string, sockets: Array<{ name: string; port: number; ifname?: string; address?: string; broadcast?: boolean }>): Peer {
     const proc = lab.spawn(host.ns, [process.execPath, '--import', 'tsx', peerScript, JSON.stringify({ sockets })], {
       cwd: repo, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true },
     });
@@ -60,12 +60,23 @@ class Peer {
   ready() { return this.waitFor('ready', (e) => e.event === 'ready' || e.event === 'open-failed'); }
 
   async send(name: string, address: string, port: number, data: string) {
+    const report = await this.trySend(name, address, port, data);
+    assert.equal(report.event, 'sent', `${this.label}: send of ${data} failed: ${report.message}`);
+  }
+
+  /** Sends and returns the peer's report, 'sent' or 'send-failed'. */
+  async trySend(name: string, address: string, port: number, data: string): Promise<PeerEvent> {
     this.proc.stdin!.write(`${JSON.stringify({ name, address, port, data })}\n`);
-    await this.waitFor(`send of ${data}`, (e) => (e.event === 'sent' || e.event === 'send-failed') && e.name === name);
-    const last = this.events.filter((e) => e.name === name && (e.event === 'sent' || e.event === 'send-failed')).pop();
-    assert.equal(last?.event, 'sent', `${this.label}: send of ${data} failed: ${last?.message}`);
+    const report = await this.waitFor(`send of ${data}`, (e) => (e.event === 'sent' || e.event === 'send-failed') && e.name === name);
     // forget it so the next send waits for its own report
-    this.events.splice(this.events.indexOf(last!), 1);
+    this.events.splice(this.events.indexOf(report), 1);
+    return report;
+  }
+
+  async setBroadcast(name: string, on: boolean) {
+    this.proc.stdin!.write(`${JSON.stringify({ name, setBroadcast: on })}\n`);
+    const report = await this.waitFor('broadcast-set', (e) => e.event === 'broadcast-set' && e.name === name);
+    this.events.splice(this.events.indexOf(report), 1);
   }
 
   received(name: string) {
@@ -144,6 +155,20 @@ test('control: a plain socket on port 67 hears both segments', async (t) => {
   await client1.send('c', '255.255.255.255', 67, 'discover-from-c1');
   await server.receive('any', 'discover-from-c0');
   await server.receive('any', 'discover-from-c1');
+});
+
+test('without broadcast a device socket cannot broadcast until setBroadcast(true), which works after bind', async (t) => {
+  const server = Peer.start(lab, srv, 'nobroadcast', [{ name: 'eth1', ifname: 'eth1', port: 4011, broadcast: false }]);
+  const client1 = Peer.start(lab, c1, 'client1', [{ name: 'c', port: 68 }]);
+  t.after(() => Promise.all([server.stop(), client1.stop()]));
+  for (const p of [server, client1]) assert.equal((await p.ready()).event, 'ready', p.label);
+  const refused = await server.trySend('eth1', '255.255.255.255', 68, 'refused');
+  assert.equal(refused.event, 'send-failed');
+  assert.match(refused.message ?? '', /EACCES/);
+  await server.setBroadcast('eth1', true);
+  await server.send('eth1', '255.255.255.255', 68, 'after-setBroadcast');
+  await client1.receive('c', 'after-setBroadcast');
+  assert.deepEqual(client1.received('c'), ['after-setBroadcast']);
 });
 
 test('a missing interface is refused with ENODEV, naming the interface', async () => {
