@@ -15,7 +15,7 @@ import { getOpt } from './options.js';
 import { fullPolicy, type Outcome } from './full-policy.js';
 import { proxyPolicy } from './proxy-policy.js';
 import { LeaseTable, type LeaseView } from './leases.js';
-import { buildSubnet, subnetFor, inSubnet, type ServedSubnet } from './subnets.js';
+import { buildSubnet, subnetForRequest, inSubnet, type ServedSubnet } from './subnets.js';
 import { ipToInt } from './pool.js';
 import { ZERO } from './reply.js';
 
@@ -170,7 +170,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
       });
     } else {
       mode = 'full';
-      const subnet = req.giaddr !== ZERO ? subnetFor(subnets, req.giaddr) : s.subnet;
+      const subnet = subnetForRequest(req.giaddr, s.subnet, subnets);
       if (!subnet) {
         stats.silent++;
         debugLimited('nosubnet', { iface: s.iface.name, giaddr: req.giaddr, mac: macOf(req) }, 'no configured subnet for this request: ignored');

@@ -76,3 +76,11 @@ export function subnetFor(subnets: readonly ServedSubnet[], addr: string | numbe
   const n = typeof addr === 'number' ? addr : ipToInt(addr);
   return subnets.find((s) => inSubnet(s, n));
 }
+
+/**
+ * The subnet a request is served from: the relay's (by giaddr) when relayed, else the
+ * receiving interface's. undefined: not a subnet kaboot serves, so the request is ignored.
+ */
+export function subnetForRequest(giaddr: string, interfaceSubnet: ServedSubnet | undefined, all: readonly ServedSubnet[]): ServedSubnet | undefined {
+  return giaddr !== '0.0.0.0' ? subnetFor(all, giaddr) : interfaceSubnet;
+}
