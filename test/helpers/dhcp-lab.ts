@@ -1,0 +1,148 @@
+// Shared pieces of the DHCP integration tests: a config file for kaboot, the DHCP
+// server started as its own process inside a namespace (dhcp-runner.ts, or
+// `kaboot serve` once it serves DHCP), and its JSON log read line by line.
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import type { ResultPromise } from 'execa';
+import type { NetLab } from './netns.js';
+import type { DhcpStats } from '../../src/dhcp/server.js';
+
+export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+export interface TempDir {
+  path: string;
+  remove(): void;
+}
+
+export function tempDir(tag: string): TempDir {
+  const path = mkdtempSync(join(tmpdir(), `kaboot-${tag}-`));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A kaboot.yaml with DHCP only (TFTP and HTTP off), state in `dir`. */
+export function writeDhcpConfig(dir: string, dhcp: Record<string, unknown>, extra: Record<string, unknown> = {}): string {
+  const file = join(dir, 'kaboot.yaml');
+  const doc = {
+    interfaces: ['eth0'],
+    images_dir: join(dir, 'images'),
+    state_dir: join(dir, 'state'),
+    dhcp,
+    tftp: { enabled: false },
+    http: { enabled: false, port: 8080 },
+    log: { level: 'info', pretty: false },
+    ...extra,
+  };
+  writeFileSync(file, stringify(doc));
+  return file;
+}
+
+export interface LogLine {
+  msg?: string;
+  level?: number;
+  [k: string]: unknown;
+}
+
+export class RunningServer {
+  readonly lines: LogLine[] = [];
+  private listeners: ((l: LogLine) => void)[] = [];
+  constructor(readonly proc: ResultPromise) {
+    let buf = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        let parsed: LogLine;
+        try {
+          parsed = JSON.parse(line) as LogLine;
+        } catch {
+          parsed = { msg: line };
+        }
+        this.lines.push(parsed);
+        for (const l of this.listeners) l(parsed);
+      }
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** The first log line (from now, or already seen when `past`) that matches. */
+  waitFor(pred: (l: LogLine) => boolean, timeoutMs = 20_000, past = true): Promise<LogLine> {
+    const seen = past ? this.lines.find(pred) : undefined;
+    if (seen) return Promise.resolve(seen);
+    return new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        this.listeners = this.listeners.filter((x) => x !== on);
+        const stderr = String((this.proc as unknown as { stderr?: { read?: () => unknown } }).stderr?.read?.() ?? '');
+        rej(new Error(`timed out waiting for a log line; last lines: ${JSON.stringify(this.lines.slice(-5))} ${stderr}`));
+      }, timeoutMs);
+      const on = (l: LogLine) => {
+        if (!pred(l)) return;
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((x) => x !== on);
+        res(l);
+      };
+      this.listeners.push(on);
+      this.proc.once('exit', (code) => {
+        clearTimeout(timer);
+        rej(new Error(`server exited (${String(code)}) before the awaited log line; last lines: ${JSON.stringify(this.lines.slice(-5))}`));
+      });
+    });
+  }
+
+  /** Ask for stats (SIGUSR2) and wait for them. */
+  async stats(): Promise<DhcpStats & { rss?: number }> {
+    const p = this.waitFor((l) => l.msg === 'dhcp stats', 10_000, false);
+    process.kill(this.pid, 'SIGUSR2');
+    const l = await p;
+    return { ...(l.stats as DhcpStats), rss: l.rss as number };
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    try {
+      process.kill(this.pid, signal);
+    } catch { /* already gone */ }
+  }
+}
+
+/** Start the DHCP server in `ns` and wait until it listens. */
+export async function startDhcp(lab: NetLab, ns: string, configFile: string, opts: { leasesOut?: string } = {}): Promise<RunningServer> {
+  const cmd = ['node', '--import', 'tsx', join(REPO, 'test/helpers/dhcp-runner.ts'), '--config', configFile];
+  if (opts.leasesOut) cmd.push('--leases-out', opts.leasesOut);
+  const proc = lab.spawn(ns, cmd, { cwd: REPO, stdout: 'pipe', stderr: 'pipe', buffer: false });
+  const srv = new RunningServer(proc);
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    await srv.waitFor((l) => l.msg === 'dhcp runner ready', 30_000);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstderr: ${stderr}`);
+  }
+  return srv;
+}
+
+/** A shell script for udhcpc / dhclient that appends its environment to `out` when a lease is bound. */
+export function envDumpScript(dir: string, name: string, out: string, boundWhen: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, `#!/bin/sh\ncase "$1$reason" in ${boundWhen}) env | sort > ${out} ;; esac\nexit 0\n`, { mode: 0o755 });
+  return file;
+}
+
+export function parseEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
