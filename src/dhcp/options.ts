@@ -27,7 +27,11 @@ export interface ClientNdi {
   minor: number;
 }
 
-/** Client machine identifier (option 97). `uuid` is the 16 bytes in wire order, as 8-4-4-4-12 hex. */
+/**
+ * Client machine identifier (option 97, RFC 4578 §2.3). On the wire the 16 bytes are in
+ * EFI GUID order (first three fields little-endian), as OVMF and iPXE send them; `uuid` is
+ * the usual text form, the one qemu -uuid, dmidecode and the SMBIOS tables show.
+ */
 export interface ClientUuid {
   type: number;
   uuid: string;
@@ -242,15 +246,24 @@ const ndi: ValueCodec<ClientNdi> = {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Swap the first three fields between text (big-endian) order and EFI GUID order; its own inverse. */
+function guidSwap(b: Buffer): Buffer {
+  const out = Buffer.from(b);
+  out.writeUInt32LE(b.readUInt32BE(0), 0);
+  out.writeUInt16LE(b.readUInt16BE(4), 4);
+  out.writeUInt16LE(b.readUInt16BE(6), 6);
+  return out;
+}
+
 const uuid: ValueCodec<ClientUuid> = {
   encode(v, what) {
     if (!UUID_RE.test(v.uuid)) throw encodeFail(what, `"${v.uuid}" is not a UUID (8-4-4-4-12 hex)`);
-    return Buffer.concat([uint(1).encode(v.type, what), Buffer.from(v.uuid.replace(/-/g, ''), 'hex')]);
+    return Buffer.concat([uint(1).encode(v.type, what), guidSwap(Buffer.from(v.uuid.replace(/-/g, ''), 'hex'))]);
   },
   decode(b) {
     if (b.length !== 17) return badLength(`needs 17 bytes (type 0 and 16 bytes), got ${b.length}`);
     if (b[0] !== 0) return badValue(`type ${b[0]} is not 0 (the only type PXE defines)`);
-    const h = b.toString('hex', 1);
+    const h = guidSwap(b.subarray(1)).toString('hex');
     return ok({ type: 0, uuid: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}` });
   },
 };
