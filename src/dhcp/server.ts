@@ -17,7 +17,7 @@ import { proxyPolicy } from './proxy-policy.js';
 import { LeaseTable, type LeaseView } from './leases.js';
 import { buildSubnet, subnetForRequest, inSubnet, type ServedSubnet } from './subnets.js';
 import { ipToInt } from './pool.js';
-import { ZERO } from './reply.js';
+import { LIMITED_BROADCAST, ZERO } from './reply.js';
 
 export interface DhcpServerOptions {
   config: KabootConfig;
@@ -27,8 +27,8 @@ export interface DhcpServerOptions {
   logger: Logger;
   /** a lease table to use; by default one is opened in config.state_dir (full mode) */
   leases?: LeaseTable;
-  /** how sockets are opened; default: openDeviceSocket (SO_BINDTODEVICE) */
-  openSocket?: (ifname: string, port: number) => Promise<dgram.Socket>;
+  /** how sockets are opened; default: openDeviceSocket (SO_BINDTODEVICE, SO_BROADCAST) */
+  openSocket?: (ifname: string, port: number, address: string) => Promise<dgram.Socket>;
   /** clock, ms since the epoch */
   now?: () => number;
 }
@@ -46,6 +46,8 @@ export interface DhcpStats {
   sendErrors: number;
   /** lease writes that failed: their ACK was not sent */
   commitErrors: number;
+  /** unicast replies dropped because too many were still waiting to leave (an unreachable destination stalls the socket) */
+  sendDropped: number;
   leases: number;
   journal?: { written: number; batches: number };
 }
@@ -54,6 +56,21 @@ export interface DhcpServer {
   close(): Promise<void>;
   stats(): DhcpStats;
   leases(): LeaseView[];
+}
+
+/** Unicast replies allowed to wait for the kernel at once, per socket; more are dropped (counted). */
+const MAX_PENDING_SENDS = 4096;
+
+interface Lane {
+  sock: dgram.Socket;
+  /** sends handed to the socket whose callback has not run yet */
+  pending: number;
+}
+
+interface Outgoing {
+  broadcast: Lane;
+  unicast: Lane;
+  pxe?: Lane;
 }
 
 interface Served {
@@ -93,10 +110,10 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
       subnets.find((s) => s.config.interface === undefined && iface.addresses.some((a) => inSubnet(s, ipToInt(a.address))));
     return { iface, address, ...(subnet ? { subnet } : {}) };
   });
-  const stats: DhcpStats = { received: 0, decodeErrors: 0, silent: 0, offers: 0, acks: 0, naks: 0, exhausted: 0, sendErrors: 0, commitErrors: 0, leases: 0 };
+  const stats: DhcpStats = { received: 0, decodeErrors: 0, silent: 0, offers: 0, acks: 0, naks: 0, exhausted: 0, sendErrors: 0, commitErrors: 0, sendDropped: 0, leases: 0 };
   const debugLimited = rateLimited(log);
   const sockets: dgram.Socket[] = [];
-  const open = opts.openSocket ?? ((ifname: string, port: number) => openDeviceSocket(ifname, port, { broadcast: true }));
+  const open = opts.openSocket ?? ((ifname: string, port: number, address: string) => openDeviceSocket(ifname, port, { broadcast: true, address }));
 
   const decideFor = (s: Served, nextServer: string) => (client: BootClient): BootDecision =>
     decideBoot({ client, node: nodes.get(client.mac), boot: config.boot, serverIp: nextServer, httpPort: config.http.port });
@@ -119,7 +136,14 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     );
   };
 
-  const send = (sock: dgram.Socket, req: DhcpPacket, o: Extract<Outcome, { kind: 'reply' }>) => {
+  /**
+   * Replies leave by one of the interface's sockets, chosen by destination: broadcasts
+   * by the broadcast socket, unicasts (relays, clients that have an address) by the
+   * unicast one, port-4011 answers by the PXE socket. A unicast to a host that does
+   * not answer ARP holds the socket's send buffer for seconds; kept apart, such a
+   * stall never delays the broadcast OFFERs and ACKs that booting clients wait for.
+   */
+  const send = (out: Outgoing, kind: 'dhcp' | 'pxe', req: DhcpPacket, o: Extract<Outcome, { kind: 'reply' }>) => {
     let buf: Buffer;
     try {
       buf = encodePacket(o.reply.packet, { maxSize: maxReplySize(req) });
@@ -128,7 +152,16 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
       log.error({ err: e, what: o.what }, 'cannot encode reply');
       return;
     }
-    sock.send(buf, o.reply.to.port, o.reply.to.address, (err) => {
+    const lane = kind === 'pxe' ? out.pxe : o.reply.to.broadcast ? out.broadcast : out.unicast;
+    if (!lane) return;
+    if (lane.pending >= MAX_PENDING_SENDS) {
+      stats.sendDropped++;
+      debugLimited('dropped', { to: o.reply.to.address, pending: lane.pending }, 'reply dropped: too many replies waiting to leave');
+      return;
+    }
+    lane.pending++;
+    lane.sock.send(buf, o.reply.to.port, o.reply.to.address, (err) => {
+      lane.pending--;
       if (err) {
         stats.sendErrors++;
         debugLimited('send', { err: err.message, to: o.reply.to.address }, 'send failed');
@@ -140,7 +173,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     else if (t === MessageType.Nak) stats.naks++;
   };
 
-  const handle = (s: Served, sock: dgram.Socket, kind: 'dhcp' | 'pxe', msg: Buffer, rinfo: dgram.RemoteInfo) => {
+  const handle = (s: Served, out: Outgoing, kind: 'dhcp' | 'pxe', msg: Buffer, rinfo: dgram.RemoteInfo) => {
     stats.received++;
     const decoded = decodePacket(msg);
     if (!decoded.ok) {
@@ -208,35 +241,45 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     const reply = outcome;
     if (reply.commit) {
       reply.commit.then(
-        () => send(sock, req, reply),
+        () => send(out, kind, req, reply),
         (e: unknown) => {
           stats.commitErrors++;
           log.error({ err: e, what: reply.what }, 'lease write failed: ACK not sent');
         },
       );
     } else {
-      send(sock, req, reply);
+      send(out, kind, req, reply);
     }
   };
 
   if (dhcp.mode === 'off') log.info('DHCP is off (dhcp.mode: off)');
   try {
     for (const s of dhcp.mode === 'off' ? [] : served) {
-      const ports: ['dhcp' | 'pxe', number][] = [['dhcp', dhcp.port]];
-      if (dhcp.proxy_port !== dhcp.port) ports.push(['pxe', dhcp.proxy_port]);
-      for (const [kind, port] of ports) {
-        const sock = await open(s.iface.name, port);
+      // Clients without an address broadcast to 255.255.255.255; a socket bound to that
+      // address receives only those, and sends from the interface's own address.
+      const lane = async (port: number, address: string): Promise<Lane> => {
+        const sock = await open(s.iface.name, port, address);
         sockets.push(sock);
-        sock.on('message', (msg, rinfo) => {
+        sock.on('error', (e) => log.error({ err: e, iface: s.iface.name, port, address }, 'DHCP socket error'));
+        return { sock, pending: 0 };
+      };
+      const out: Outgoing = {
+        broadcast: await lane(dhcp.port, LIMITED_BROADCAST),
+        unicast: await lane(dhcp.port, s.address),
+        ...(dhcp.proxy_port !== dhcp.port ? { pxe: await lane(dhcp.proxy_port, ZERO) } : {}),
+      };
+      const listen = (l: Lane | undefined, kind: 'dhcp' | 'pxe') =>
+        l?.sock.on('message', (msg, rinfo) => {
           try {
-            handle(s, sock, kind, msg, rinfo);
+            handle(s, out, kind, msg, rinfo);
           } catch (e) {
             // A bug, not bad input (that is a typed decode error): log it and live on.
             log.error({ err: e, iface: s.iface.name }, 'DHCP handler failed');
           }
         });
-        sock.on('error', (e) => log.error({ err: e, iface: s.iface.name, port }, 'DHCP socket error'));
-      }
+      listen(out.broadcast, 'dhcp');
+      listen(out.unicast, 'dhcp');
+      listen(out.pxe, 'pxe');
       if (dhcp.mode === 'full' && !s.subnet) log.warn({ iface: s.iface.name }, 'no configured subnet on this interface: requests there are ignored');
       log.info({ iface: s.iface.name, address: s.address, mode: dhcp.mode, subnet: s.subnet?.cidr, pool: s.subnet?.pool?.size }, 'DHCP listening');
     }

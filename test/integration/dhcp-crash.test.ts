@@ -68,8 +68,8 @@ for (const sync of ['write', 'fsync'] as const) {
 
     // And over the wire: each client is offered its address again.
     const v = await lab.exec(cli.ns, ['node', '--import', 'tsx', join(REPO, 'test/helpers/dhcp-burst.ts'), '--mode', 'verify', '--server', '10.51.0.1', '--bind', '10.51.0.2', '--in', acks, '--timeout', '2000'], { cwd: REPO, reject: false, all: true });
-    assert.equal(v.exitCode, 0, v.all);
-    const res = JSON.parse(v.stdout.trim().split('\n').pop()!) as { checked: number; same: number; differCount: number; differ: unknown[] };
+    assert.equal(v.exitCode, 0, String(v.all));
+    const res = JSON.parse(String(v.stdout).trim().split('\n').pop()!) as { checked: number; same: number; differCount: number; differ: unknown[] };
     assert.equal(res.same, acked.length, JSON.stringify(res));
     again.kill('SIGTERM');
     await again.proc;

@@ -44,8 +44,8 @@ test('dhclient gets a lease with routers, DNS, domain and lease time', async () 
   const out = join(dir.path, 'dhclient.env');
   const script = envDumpScript(dir.path, 'dhclient-script', out, 'BOUND|REBOOT');
   const r = await lab.exec(c.ns, ['timeout', '30', 'dhclient', '-1', '-v', '-sf', script, '-lf', join(dir.path, 'dhclient.leases'), '-pf', join(dir.path, 'dhclient.pid'), 'eth0'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, r.all);
-  assert.ok(existsSync(out), `dhclient ran its script: ${r.all}`);
+  assert.equal(r.exitCode, 0, String(r.all));
+  assert.ok(existsSync(out), `dhclient ran its script: ${String(r.all)}`);
   const env = parseEnv(readFileSync(out, 'utf8'));
   assert.match(env.new_ip_address ?? '', /^10\.31\.0\.(1[0-4]\d|150)$/);
   assert.equal(env.new_routers, '10.31.0.254');
@@ -65,9 +65,9 @@ test('dhclient started again with its lease file asks for its address back (INIT
   const out = join(dir.path, 'dhclient2.env');
   const script = envDumpScript(dir.path, 'dhclient2-script', out, 'BOUND|REBOOT');
   const r = await lab.exec(dhclientNs, ['timeout', '30', 'dhclient', '-1', '-v', '-sf', script, '-lf', join(dir.path, 'dhclient.leases'), '-pf', join(dir.path, 'dhclient2.pid'), 'eth0'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, r.all);
+  assert.equal(r.exitCode, 0, String(r.all));
   const env = parseEnv(readFileSync(out, 'utf8'));
-  assert.equal(env.reason, 'REBOOT', r.all);
+  assert.equal(env.reason, 'REBOOT', String(r.all));
   assert.equal(env.new_ip_address, dhclientIp);
 });
 
@@ -76,7 +76,7 @@ test('busybox udhcpc gets a lease with the configured options', async () => {
   const out = join(dir.path, 'udhcpc.env');
   const script = envDumpScript(dir.path, 'udhcpc-script', out, 'bound|renew');
   const r = await lab.exec(c.ns, ['timeout', '30', 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '5', '-T', '2', '-s', script, '-O', 'domain'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, r.all);
+  assert.equal(r.exitCode, 0, String(r.all));
   const env = parseEnv(readFileSync(out, 'utf8'));
   assert.match(env.ip ?? '', /^10\.31\.0\.(1[0-4]\d|150)$/);
   assert.equal(env.router, '10.31.0.254');
@@ -91,7 +91,7 @@ test('a reserved MAC gets its fixed address and host name', async () => {
   const out = join(dir.path, 'fixed.env');
   const script = envDumpScript(dir.path, 'fixed-script', out, 'bound|renew');
   const r = await lab.exec(c.ns, ['timeout', '30', 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '5', '-T', '2', '-s', script, '-O', 'hostname'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, r.all);
+  assert.equal(r.exitCode, 0, String(r.all));
   const env = parseEnv(readFileSync(out, 'utf8'));
   assert.equal(env.ip, '10.31.0.77');
   assert.equal(env.hostname, 'fixed77');

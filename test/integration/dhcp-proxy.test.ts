@@ -52,8 +52,8 @@ interface ProbeReply {
 async function probe(name: string, args: string[]): Promise<ProbeReply[]> {
   const c = await lab.host(name);
   const r = await lab.exec(c.ns, ['node', '--import', 'tsx', join(REPO, 'test/helpers/dhcp-probe.ts'), ...args], { cwd: REPO, reject: false, all: true });
-  assert.equal(r.exitCode, 0, r.all);
-  return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProbeReply);
+  assert.equal(r.exitCode, 0, String(r.all));
+  return String(r.stdout).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProbeReply);
 }
 
 test('dhclient gets its lease from dnsmasq and nothing from kaboot', async () => {
@@ -61,7 +61,7 @@ test('dhclient gets its lease from dnsmasq and nothing from kaboot', async () =>
   const out = join(dir.path, 'dhclient.env');
   const script = envDumpScript(dir.path, 'dhclient-script', out, 'BOUND|REBOOT');
   const r = await lab.exec(c.ns, ['timeout', '30', 'dhclient', '-1', '-v', '-sf', script, '-lf', join(dir.path, 'dhclient.leases'), '-pf', join(dir.path, 'dhclient.pid'), 'eth0'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, r.all);
+  assert.equal(r.exitCode, 0, String(r.all));
   const env = parseEnv(readFileSync(out, 'utf8'));
   assert.equal(env.new_dhcp_server_identifier, DNSMASQ);
   assert.match(env.new_ip_address ?? '', /^10\.32\.0\.1\d\d$/);
@@ -72,7 +72,7 @@ test('busybox udhcpc gets its lease from dnsmasq and nothing from kaboot', async
   const out = join(dir.path, 'udhcpc.env');
   const script = envDumpScript(dir.path, 'udhcpc-script', out, 'bound|renew');
   const r = await lab.exec(c.ns, ['timeout', '30', 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '5', '-T', '2', '-s', script], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, r.all);
+  assert.equal(r.exitCode, 0, String(r.all));
   const env = parseEnv(readFileSync(out, 'utf8'));
   assert.equal(env.serverid, DNSMASQ);
   const stats = await server.stats();
