@@ -5,11 +5,15 @@ import type { Logger } from './log.js';
 import { NodeRegistry } from './nodes/registry.js';
 import { loadOrCreateToken } from './http/auth.js';
 import { buildHttpServer } from './http/server.js';
+import { selectInterfaces, type Ipv4Interface } from './net/interfaces.js';
+import { startTftpServer } from './tftp/server.js';
+import { bootFileProvider } from './boot/tftp-files.js';
 
 export interface Appliance {
   nodes: NodeRegistry;
   token: string;
   httpPort: number;
+  interfaces: Ipv4Interface[];
   close(): Promise<void>;
 }
 
@@ -18,6 +22,8 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
   const { token, file: tokenFile } = loadOrCreateToken(config.state_dir, config.api.token);
   const started = Date.now();
   const closers: (() => Promise<void> | void)[] = [];
+  const interfaces = selectInterfaces(config.interfaces);
+  logger.info({ interfaces: interfaces.map((i) => ({ name: i.name, addresses: i.addresses.map((a) => a.cidr) })) }, 'serving interfaces');
 
   let httpPort = config.http.port;
   if (config.http.enabled) {
@@ -38,11 +44,23 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
     closers.push(() => http.close());
   }
 
+  if (config.tftp.enabled) {
+    const tftp = await startTftpServer({
+      addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
+      port: config.tftp.port,
+      provider: bootFileProvider({ imagesDir: config.images_dir, boot: config.boot, nodes, httpPort }),
+      logger: logger.child({ svc: 'tftp' }),
+      limits: config.tftp,
+    });
+    closers.push(() => tftp.close());
+  }
+
   logger.info({ http_port: httpPort }, 'kaboot ready');
   return {
     nodes,
     token,
     httpPort,
+    interfaces,
     async close() {
       for (const c of closers.reverse()) await c();
     },

@@ -1,0 +1,51 @@
+// What TFTP serves: generated pxelinux.cfg files first (so a node's boot follows the
+// registry, never a stale file), then images_dir, then Debian's boot loaders.
+import { dirname, basename } from 'node:path';
+import type { BootConfig } from '../config/schema.js';
+import type { NodeLookup } from '../nodes/registry.js';
+import { bufferSource, isLookupError, type FileProvider, type FileSource, type TftpClient, type TftpLookupError } from '../tftp/provider.js';
+import { dirProvider, safeRelativePath } from '../tftp/dir-provider.js';
+import { FileCache } from '../tftp/file-cache.js';
+import { loaderPath } from './loaders.js';
+import { pxelinuxConfig, macFromPxelinuxName } from './pxelinux-config.js';
+
+export interface BootFileDeps {
+  imagesDir: string;
+  boot: BootConfig;
+  nodes: NodeLookup;
+  httpPort: number;
+}
+
+export function bootFileProvider(deps: BootFileDeps): FileProvider {
+  const cache = new FileCache();
+  const images = dirProvider(deps.imagesDir, { cache });
+  const loaderDirs = new Map<string, FileProvider>();
+
+  function generated(segments: string[], client: TftpClient): FileSource | undefined {
+    if (segments.length !== 2 || segments[0] !== 'pxelinux.cfg') return undefined;
+    const name = segments[1]!;
+    const at = { server: client.localAddress, httpPort: deps.httpPort };
+    if (name === 'default') return bufferSource(Buffer.from(pxelinuxConfig(deps.boot, deps.boot.default, at)));
+    const mac = macFromPxelinuxName(name);
+    const node = mac ? deps.nodes.get(mac) : undefined;
+    // Only nodes the registry knows get a file of their own; the others fall through
+    // pxelinux's search (UUID, hex IP prefixes) to `default`.
+    return node ? bufferSource(Buffer.from(pxelinuxConfig(deps.boot, node.next_boot, at))) : undefined;
+  }
+
+  return {
+    async open(path: string, client: TftpClient): Promise<FileSource | TftpLookupError> {
+      const safe = safeRelativePath(path);
+      if (!safe.ok) return { error: 'access-denied', message: `access violation: ${safe.reason}` };
+      const gen = generated(safe.segments, client);
+      if (gen) return gen;
+      const fromImages = await images.open(path, client);
+      if (!isLookupError(fromImages) || fromImages.error !== 'not-found') return fromImages;
+      const loader = loaderPath(safe.segments.join('/'));
+      if (!loader) return fromImages;
+      let dir = loaderDirs.get(dirname(loader));
+      if (!dir) loaderDirs.set(dirname(loader), (dir = dirProvider(dirname(loader), { cache })));
+      return dir.open(basename(loader), client);
+    },
+  };
+}
