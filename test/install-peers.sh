@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The real peers the tests run against, from Debian. Idempotent; needs root.
+set -euo pipefail
+packages=(
+  iproute2 procps curl                         # namespaces, process tools
+  isc-dhcp-client busybox-static dnsmasq-base dhcp-helper kea-admin   # DHCP clients, a DHCP server beside us, a relay, perfdhcp
+  tftp-hpa atftp tftpd-hpa                     # TFTP clients; a TFTP peer for the benchmark
+  qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux syslinux-common syslinux-efi cpio   # the lab
+  socat kmod
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing test peers: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
