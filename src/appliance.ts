@@ -8,6 +8,7 @@ import { buildHttpServer } from './http/server.js';
 import { selectInterfaces, type Ipv4Interface } from './net/interfaces.js';
 import { startTftpServer } from './tftp/server.js';
 import { bootFileProvider } from './boot/tftp-files.js';
+import { startDhcpServer, type DhcpServer } from './dhcp/server.js';
 
 export interface Appliance {
   nodes: NodeRegistry;
@@ -25,6 +26,7 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
   const interfaces = selectInterfaces(config.interfaces);
   logger.info({ interfaces: interfaces.map((i) => ({ name: i.name, addresses: i.addresses.map((a) => a.cidr) })) }, 'serving interfaces');
 
+  let dhcp: DhcpServer | undefined;
   let httpPort = config.http.port;
   if (config.http.enabled) {
     const http = await buildHttpServer({
@@ -34,8 +36,8 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
       imagesDir: config.images_dir,
       boot: config.boot,
       httpPort,
-      leases: () => [],
-      health: () => ({ uptime_s: Math.round((Date.now() - started) / 1000), dhcp_mode: config.dhcp.mode }),
+      leases: () => dhcp?.leases() ?? [],
+      health: () => ({ uptime_s: Math.round((Date.now() - started) / 1000), dhcp_mode: config.dhcp.mode, dhcp: dhcp?.stats() }),
     });
     await http.listen({ port: config.http.port, host: config.http.address });
     const addr = http.server.address();
@@ -53,6 +55,11 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
       limits: config.tftp,
     });
     closers.push(() => tftp.close());
+  }
+
+  if (config.dhcp.mode !== 'off') {
+    dhcp = await startDhcpServer({ config, interfaces, nodes, logger });
+    closers.push(() => dhcp?.close());
   }
 
   logger.info({ http_port: httpPort }, 'kaboot ready');

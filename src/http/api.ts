@@ -3,14 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { normalizeMac, type NodeRegistry } from '../nodes/registry.js';
 import { requireToken } from './auth.js';
-
-export interface LeaseView {
-  mac: string;
-  address: string;
-  hostname?: string;
-  expires: string;
-  state: string;
-}
+import type { LeaseView } from '../dhcp/leases.js';
 
 export interface ApiDeps {
   nodes: NodeRegistry;
