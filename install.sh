@@ -2,6 +2,8 @@
 # Install kaboot on a Debian machine and start it on its safe default (ProxyDHCP
 # only: it never hands out an address; TFTP and HTTP from /srv/kaboot/images).
 # Run as root from the repository: bash install.sh
+# KABOOT_NETNS=NAME runs the appliance inside that network namespace (one that holds
+# the deploy VLAN's interface), so it sees no other network. KABOOT_HOME: /srv/kaboot.
 set -euo pipefail
 cd "$(dirname "$0")"
 REPO=$(pwd)
@@ -40,6 +42,13 @@ npm ci --no-fund --no-audit
 
 ln -sf "$REPO/bin/kaboot.js" /usr/local/bin/kaboot
 mkdir -p "$KABOOT_HOME/images" "$KABOOT_HOME/state"
+run=(/usr/local/bin/kaboot serve)
+[ -f "$KABOOT_HOME/kaboot.yaml" ] && run+=(--config "$KABOOT_HOME/kaboot.yaml")
+in_ns=()
+if [ -n "${KABOOT_NETNS:-}" ]; then
+  ip netns list | grep -qw "$KABOOT_NETNS" || { echo "install.sh: no network namespace $KABOOT_NETNS" >&2; exit 1; }
+  in_ns=(ip netns exec "$KABOOT_NETNS")
+fi
 
 if [ -d /run/systemd/system ]; then
   cat > /etc/systemd/system/kaboot.service <<UNIT
@@ -50,7 +59,7 @@ Wants=network-online.target
 
 [Service]
 WorkingDirectory=$KABOOT_HOME
-ExecStart=/usr/local/bin/kaboot serve$( [ -f "$KABOOT_HOME/kaboot.yaml" ] && echo " --config $KABOOT_HOME/kaboot.yaml")
+ExecStart=$(command -v ip >/dev/null && [ ${#in_ns[@]} -gt 0 ] && echo "$(command -v ip) netns exec $KABOOT_NETNS ")${run[*]}
 Restart=on-failure
 AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_RAW CAP_NET_ADMIN
 
@@ -64,15 +73,16 @@ UNIT
 else
   # No systemd (a container, a chroot): run it in the background.
   cd "$KABOOT_HOME"
-  nohup /usr/local/bin/kaboot serve >"$KABOOT_HOME/kaboot.log" 2>&1 &
+  nohup "${in_ns[@]}" "${run[@]}" >"$KABOOT_HOME/kaboot.log" 2>&1 &
   echo $! >"$KABOOT_HOME/kaboot.pid"
   started="tail -f $KABOOT_HOME/kaboot.log (pid $(cat "$KABOOT_HOME/kaboot.pid"))"
 fi
 
-for _ in $(seq 50); do
-  curl -fsS http://127.0.0.1/api/health >/dev/null 2>&1 && break
+for _ in $(seq 100); do
+  "${in_ns[@]}" curl -fsS http://127.0.0.1/api/health >/dev/null 2>&1 && break
   sleep 0.2
 done
+"${in_ns[@]}" curl -fsS http://127.0.0.1/api/health >/dev/null || { echo "install.sh: kaboot did not answer on http://127.0.0.1/api/health" >&2; exit 1; }
 echo
 echo "kaboot is running on its safe default (ProxyDHCP only, never hands out an address)."
 echo "  health:     curl http://127.0.0.1/api/health"
