@@ -12,12 +12,15 @@
 # on ttyS0. Exit 0 once that marker is seen; otherwise non-zero, with the tails of the
 # serial log and of the server's log. On success the last line of stdout is
 #   LAB-RESULT mode=<bios|uefi> ip=<address> mac=<mac> seconds=<qemu start to marker> guest_uptime=<s>
+# preceded by LAB-PHASES: when each milestone (iPXE up, lease, boot program or script
+# loaded, kernel started, init started) first showed on the console, in seconds.
 #
 # Environment:
 #   LAB_SERVER   kaboot (default) | dnsmasq (a stand-in used while developing the lab)
 #   LAB_TIMEOUT  seconds to wait for the marker (default 240)
 #   LAB_KEEP     1: keep the run's work folder (logs, config) and print its path
 #   LAB_MEM      guest memory in MiB (default 512)
+#   LAB_CAPTURE  1: capture the bridge's traffic to <work>/lab.pcap (needs tcpdump; use with LAB_KEEP=1)
 #   KABOOT       the kaboot command (default: node <repo>/bin/kaboot.js)
 # Needs root, and the Debian packages qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux
 # syslinux-common busybox-static kmod cpio (dnsmasq-base for LAB_SERVER=dnsmasq).
@@ -42,9 +45,15 @@ append="console=ttyS0,115200 panic=-1"
 log() { echo "lab[$mode]: $*" >&2; }
 
 # --- kernel and initrd (cached; the initrd is rebuilt, byte-identical, every run) ---
+# A lock, so that two runs side by side do not fill the cache at the same time.
+mkdir -p "$here/.cache"
+exec 9>"$here/.cache/.lock"
+flock 9
 eval "$("$here/fetch-kernel.sh")"            # KERNEL_VERSION, KERNEL_DIR
 initrd_cache="$here/.cache/initrd-$KERNEL_VERSION.rdz"
 "$here/build-initrd.sh" "$KERNEL_DIR" "$KERNEL_VERSION" "$initrd_cache" >/dev/null
+flock -u 9
+exec 9>&-
 
 # --- the run's own folder, namespace and processes; the trap removes them ---
 ns="kblab-$$-$RANDOM"
@@ -58,7 +67,14 @@ cleanup() {
     for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
   done
-  [[ $ns_made == 1 ]] && ip netns del "$ns" 2>/dev/null
+  if [[ $ns_made == 1 ]]; then
+    # Anything still inside the run's namespace was started by one of ours.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      log "killing leftover pid $pid ($(cat /proc/"$pid"/comm 2>/dev/null)) in $ns"
+      kill -9 "$pid" 2>/dev/null || true
+    done
+    ip netns del "$ns" 2>/dev/null || true
+  fi
   if [[ "${LAB_KEEP:-0}" == 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
   exit "$rc"
 }
@@ -73,6 +89,13 @@ cp "$initrd_cache" "$images/all.rdz"
 ip netns add "$ns"
 ns_made=1
 nsx() { ip netns exec "$ns" "$@"; }
+# Start a long-running command in the namespace; its pid goes to pids (ip netns exec
+# execs the command, so $! is the command itself, not a wrapper).
+spawn() {
+  local out="$1"; shift
+  ip netns exec "$ns" "$@" </dev/null >>"$out" 2>&1 &
+  pids+=($!)
+}
 nsx ip link set lo up
 nsx ip link add br0 type bridge
 nsx ip link set br0 type bridge forward_delay 0 stp_state 0
@@ -113,8 +136,7 @@ log:
 EOF
   local cmd
   read -r -a cmd <<<"${KABOOT:-node $repo/bin/kaboot.js}"
-  nsx "${cmd[@]}" serve --config "$work/kaboot.yaml" >"$server_log" 2>&1 &
-  pids+=($!)
+  spawn "$server_log" "${cmd[@]}" serve --config "$work/kaboot.yaml"
 }
 
 start_dnsmasq() {
@@ -127,11 +149,10 @@ start_dnsmasq() {
   printf 'DEFAULT lab\nPROMPT 0\nLABEL lab\n  KERNEL vmlinuz\n  APPEND initrd=all.rdz %s\n' "$append" >"$tftp/pxelinux.cfg/default"
   printf '#!ipxe\nkernel http://%s/vmlinuz initrd=all.rdz %s\ninitrd http://%s/all.rdz\nboot\n' \
     "$server_ip" "$append" "$server_ip" >"$tftp/boot.ipxe"
-  nsx busybox httpd -f -p "$server_ip:80" -h "$tftp" >>"$server_log" 2>&1 &
-  pids+=($!)
+  spawn "$server_log" busybox httpd -f -p "$server_ip:80" -h "$tftp"
   # BIOS (arch 0): pxelinux.0 over TFTP, iPXE or not. UEFI: iPXE gets the HTTP script,
   # a bare UEFI PXE ROM gets ipxe.efi first.
-  nsx dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
+  spawn "$server_log" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
     --dhcp-range="$pool_first,$pool_last,255.255.255.0,10m" --no-ping --log-dhcp \
     --dhcp-leasefile="$work/state/dnsmasq.leases" --pid-file= \
     --enable-tftp --tftp-root="$tftp" \
@@ -140,8 +161,7 @@ start_dnsmasq() {
     --dhcp-boot=tag:!efi,pxelinux.0 \
     --dhcp-boot=tag:efi,tag:!ipxe,ipxe.efi \
     --dhcp-boot=tag:efi,tag:ipxe,"http://$server_ip/boot.ipxe" \
-    >>"$server_log" 2>&1 &
-  pids+=($!)
+    ${LAB_DNSMASQ_ARGS:-}
 }
 
 case "$server_kind" in
@@ -160,14 +180,19 @@ show_logs() {
 }
 fail() { log "FAIL: $*"; show_logs; exit 1; }
 
-# Wait until the server listens on DHCP (udp 67) and, for kaboot, HTTP.
+# Wait until the server listens on DHCP (udp 67), TFTP (udp 69) and HTTP (tcp 80).
 ready=0
 for _ in $(seq 1 150); do
   for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || fail "server exited before it was ready"; done
-  if nsx ss -H -lun 'sport = :67' | grep -q . && nsx ss -H -ltn 'sport = :80' | grep -q .; then ready=1; break; fi
+  if nsx ss -H -lun 'sport = :67' | grep -q . && nsx ss -H -lun 'sport = :69' | grep -q . && nsx ss -H -ltn 'sport = :80' | grep -q .; then ready=1; break; fi
   sleep 0.2
 done
-[[ $ready == 1 ]] || fail "server not listening on udp 67 and tcp 80 after 30 s"
+[[ $ready == 1 ]] || fail "server not listening on udp 67, udp 69 and tcp 80 after 30 s"
+
+if [[ "${LAB_CAPTURE:-0}" == 1 ]]; then
+  spawn "$work/tcpdump.err" tcpdump -Z root -q -n -U -i br0 -w "$work/lab.pcap"
+  sleep 0.5
+fi
 
 # --- the VM ---
 mac="52:54:00:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
@@ -183,13 +208,27 @@ else
 fi
 log "namespace $ns, server $server_kind, mac $mac, kernel $KERNEL_VERSION"
 started=$(date +%s.%N)
-nsx "${qemu[@]}" </dev/null >"$work/serial.log" 2>"$work/qemu.err" &
+ip netns exec "$ns" "${qemu[@]}" </dev/null >"$work/serial.log" 2>"$work/qemu.err" &
 qemu_pid=$!
 pids+=("$qemu_pid")
 
+# Milestones on the serial console, timed from qemu's start (to the poll's 0.2 s).
+milestones=(ipxe lease nbp kernel init)
+declare -A pattern=(
+  [ipxe]='iPXE initialising devices|Features: DNS HTTP'
+  [lease]='^net0: 10\.99\.'
+  [nbp]='^(pxelinux\.0|[^ ]+\.ipxe) : '
+  [kernel]='Linux version'
+  [init]='^KABOOT-LAB-INIT '
+)
+declare -A seen_at=()
+since_start() { echo "$(date +%s.%N) - $started" | bc | xargs printf '%.1f'; }
 deadline=$(( $(date +%s) + timeout_s ))
 marker=""
 while :; do
+  for m in "${milestones[@]}"; do
+    [[ -z "${seen_at[$m]:-}" ]] && tr -d '\r' <"$work/serial.log" | grep -a -q -E "${pattern[$m]}" && seen_at[$m]="$(since_start)"
+  done
   marker="$(tr -d '\r' <"$work/serial.log" | grep -a -m1 '^KABOOT-LAB-MARKER ' || true)"
   [[ -n "$marker" ]] && break
   if tr -d '\r' <"$work/serial.log" | grep -a -q '^KABOOT-LAB-FAIL '; then
@@ -211,4 +250,7 @@ uptime="$(sed -n 's/.* uptime=\([0-9.]*\).*/\1/p' <<<"$marker")"
 for _ in $(seq 1 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.2; done
 if [[ "${LAB_VERBOSE:-0}" == 1 ]]; then show_logs; fi
 log "marker after ${elapsed} s: $marker"
+phases=""
+for m in "${milestones[@]}"; do phases+=" $m=${seen_at[$m]:--}"; done
+echo "LAB-PHASES mode=$mode$phases marker=$(printf '%.1f' "$elapsed")"
 echo "LAB-RESULT mode=$mode ip=$got_ip mac=$got_mac seconds=$(printf '%.1f' "$elapsed") guest_uptime=$uptime"
