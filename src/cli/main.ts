@@ -1,5 +1,6 @@
 // kaboot's command line: one verb per file in src/cli/.
 import { ConfigError } from '../config/load.js';
+import { InterfaceSelectionError } from '../net/interfaces.js';
 import { serveCommand } from './serve.js';
 import { configCommand } from './config.js';
 
@@ -32,6 +33,10 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (e) {
+    if (e instanceof InterfaceSelectionError) {
+      process.stderr.write(`kaboot: ${e.message}\n`);
+      return 78;
+    }
     if (e instanceof ConfigError) {
       process.stderr.write(`kaboot: config error: ${e.message}\n`);
       return 78; // EX_CONFIG
