@@ -1,0 +1,247 @@
+// One stream to N receivers, four ways, in network namespaces on one bridge with every
+// veth end held to 1 Gbit/s (tbf): kaboot's KA relay (ka-server / ka-client), udpcast
+// (udp-sender / udp-receiver), a naive unicast fan-out (one TCP connection per receiver
+// from the source) and a plain TCP relay chain (socat and tee at each receiver). Every
+// receiver hashes what it got with `openssl dgst -sha256`. Prints, per method and N, the
+// time from the source's start to the last receiver's end, the rate per receiver, the
+// digests that matched, and the CPU seconds per GiB each receiving node spent; then the
+// ratios kaboot / chain and kaboot / udpcast, and kaboot's per-hop rate on unthrottled
+// veth. Each run has a timeout; namespaces, processes and the source file are removed on
+// exit and on failure.
+//   node --import tsx bench/ka-broadcast.ts [--sizes 1G] [--n 1,2,4,8,16]
+//     [--methods kaboot,udpcast,fanout,chain] [--unthrottled 1,2] [--json FILE]
+import { parseArgs } from 'node:util';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { createBroadcastLab, hostCpu, killLabProcesses, readTimeFile, sleep, type BroadcastLab } from './lib/ka-lab.js';
+import { chain, fanout, kaboot, udpcast, type Method } from './lib/ka-methods.js';
+
+const REPO = resolve(import.meta.dirname, '..');
+const GIB = 1024 ** 3;
+/** udp-sender options beyond --min-receivers and --nokbd; see docs/bench-ka.md for why. */
+const UDPCAST_SENDER_OPTS = process.env.UDPCAST_SENDER_OPTS ?? '';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1G' },
+    n: { type: 'string', default: '1,2,4,8,16' },
+    methods: { type: 'string', default: 'kaboot,udpcast,fanout,chain' },
+    unthrottled: { type: 'string', default: '1,2' },
+    json: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE]');
+  process.exit(0);
+}
+
+function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(s.trim());
+  if (!m) throw new Error(`bad size "${s}" (e.g. 1G, 256M)`);
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: GIB }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Math.round(Number(m[1]) * unit);
+}
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+
+const sizes = list(values.sizes).map(parseSize);
+const counts = list(values.n).map(Number);
+const unthrottledCounts = list(values.unthrottled).map(Number);
+const methods: Record<string, Method> = { kaboot, udpcast: udpcast(UDPCAST_SENDER_OPTS), fanout, chain };
+const chosen = list(values.methods).map((m) => {
+  const method = methods[m];
+  if (!method) throw new Error(`unknown method "${m}" (kaboot, udpcast, fanout, chain)`);
+  return method;
+});
+
+export interface RunResult {
+  method: string;
+  n: number;
+  size: number;
+  throttled: boolean;
+  /** source start to last receiver's end, s */
+  seconds: number | null;
+  /** size / seconds, MB/s (10^6 bytes) */
+  mbps: number | null;
+  /** mean over receivers of size / (its own end - source start) */
+  meanMbps: number | null;
+  digestsOk: number;
+  /** mean over receivers of (user + system) / GiB moved */
+  cpuPerGib: number | null;
+  cpuPerGibMax: number | null;
+  /** share of the machine's CPUs (all cores) busy during the run, % */
+  hostBusy: number;
+  error?: string;
+}
+
+function timeoutFor(method: string, n: number, size: number): number {
+  // Fan-out and udpcast slow down with N by design; the relays should not. Generous either way.
+  const perGib = method === 'fanout' || method === 'udpcast' ? Math.max(n, 2) * 12 : Math.max(n, 2) * 5 + 20;
+  return 45_000 + (perGib * 1000 * size) / GIB;
+}
+
+async function runOnce(bl: BroadcastLab, method: Method, file: string, size: number, expected: string, work: string): Promise<RunResult> {
+  const n = bl.receivers.length;
+  const dir = join(work, `${method.name}-n${n}-${bl.throttled ? 'tbf' : 'free'}-${size}`);
+  mkdirSync(dir, { recursive: true });
+  const base = { method: method.name, n, size, throttled: bl.throttled };
+  const cpu0 = hostCpu();
+  let error: string | undefined;
+  let ends: number[] = [];
+  let t0 = 0;
+  try {
+    const run = await method.start({ bl, file, size, dir, repo: REPO });
+    t0 = run.t0;
+    const limit = timeoutFor(method.name, n, size);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), limit)));
+    const all = Promise.all(run.receivers.map((r) => r.ended));
+    const outcome = await Promise.race([all, timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      error = `timeout after ${(limit / 1000).toFixed(0)} s`;
+    } else {
+      ends = outcome;
+    }
+    // Let the source finish its goodbyes, then end whatever is left.
+    await Promise.race([run.source, sleep(3000)]);
+    await killLabProcesses(bl);
+    const results = await Promise.all(run.receivers.map((r) => r.proc));
+    const failed = results.map((r, i) => (r.exitCode !== 0 ? `r${i + 1} exit ${r.exitCode ?? r.signal}` : '')).filter(Boolean);
+    if (failed.length && !error) error = failed.slice(0, 3).join(', ') + tail(join(dir, 'r1.log')) + tail(run.sourceLog);
+    const digests = run.digestFiles.map((f) => readDigest(f));
+    const digestsOk = digests.filter((d) => d === expected).length;
+    if (!error && digestsOk < n) error = `${n - digestsOk} digest(s) wrong` + tail(run.sourceLog);
+    const cpus = run.receivers.map((r) => readTimeFile(r.timeFile)).filter((c) => c !== undefined);
+    const perGib = cpus.map((c) => (c.user + c.system) / (size / GIB));
+    const cpu1 = hostCpu();
+    const seconds = ends.length === n ? (Math.max(...ends) - t0) / 1000 : null;
+    return {
+      ...base,
+      seconds,
+      mbps: seconds ? size / seconds / 1e6 : null,
+      meanMbps: ends.length === n ? mean(ends.map((e) => size / ((e - t0) / 1000) / 1e6)) : null,
+      digestsOk,
+      cpuPerGib: perGib.length === n ? mean(perGib) : null,
+      cpuPerGibMax: perGib.length === n ? Math.max(...perGib) : null,
+      hostBusy: (100 * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total),
+      ...(error ? { error } : {}),
+    };
+  } catch (err) {
+    await killLabProcesses(bl);
+    const cpu1 = hostCpu();
+    return {
+      ...base,
+      seconds: null,
+      mbps: null,
+      meanMbps: null,
+      digestsOk: 0,
+      cpuPerGib: null,
+      cpuPerGibMax: null,
+      hostBusy: (100 * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total),
+      error: err instanceof Error ? err.message : String(err),
+    };
+  }
+}
+
+function readDigest(file: string): string | undefined {
+  try {
+    return /^[0-9a-f]{64}/.exec(readFileSync(file, 'utf8'))?.[0];
+  } catch {
+    return undefined;
+  }
+}
+
+function tail(file: string): string {
+  try {
+    const t = readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
+    return t ? ` [${file.split('/').pop()}: ${t.slice(-300)}]` : '';
+  } catch {
+    return '';
+  }
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const fmt = (x: number | null, d = 1) => (x === null ? '—' : x.toFixed(d));
+const sizeName = (s: number) => (s % GIB === 0 ? `${s / GIB} GiB` : `${(s / 1024 ** 2).toFixed(0)} MiB`);
+
+/** A 1 GiB (or any size) pseudo-random file in tmpfs, so reading it costs the source nothing. */
+async function makeSource(work: string, size: number): Promise<{ file: string; digest: string }> {
+  const file = join(work, `source-${size}.bin`);
+  await execa('bash', ['-c', `openssl enc -aes-128-ctr -nosalt -pass pass:kaboot-bench -in /dev/zero 2>/dev/null | head -c ${size} > '${file}'`]);
+  const { stdout } = await execa('openssl', ['dgst', '-sha256', '-r', file]);
+  return { file, digest: stdout.slice(0, 64) };
+}
+
+function printTable(rows: RunResult[]) {
+  console.log('| method | N | size | link | seconds | MB/s per receiver (slowest) | MB/s (mean) | digests ok | CPU s/GiB per receiver (mean / max) | host CPU busy | note |');
+  console.log('|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.method} | ${r.n} | ${sizeName(r.size)} | ${r.throttled ? '1 Gbit tbf' : 'unthrottled'} | ${fmt(r.seconds)} | ${fmt(r.mbps)} | ${fmt(r.meanMbps)} | ${r.digestsOk}/${r.n} | ${fmt(r.cpuPerGib, 2)} / ${fmt(r.cpuPerGibMax, 2)} | ${r.hostBusy.toFixed(0)}% | ${r.error ?? ''} |`,
+    );
+  }
+}
+
+function printRatios(rows: RunResult[]) {
+  const find = (m: string, n: number, size: number) => rows.find((r) => r.method === m && r.n === n && r.size === size && r.throttled);
+  const lines: string[] = [];
+  for (const size of sizes) {
+    for (const n of counts) {
+      const k = find('kaboot', n, size)?.mbps;
+      if (k === undefined) continue;
+      const c = find('chain', n, size)?.mbps;
+      const u = find('udpcast', n, size)?.mbps;
+      const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
+      lines.push(`| ${n} | ${sizeName(size)} | ${ratio(k, c)} | ${ratio(k, u)} | ${k && k >= 113 ? 'yes' : 'no'} |`);
+    }
+  }
+  if (!lines.length) return;
+  console.log('\n| N | size | kaboot / chain | kaboot / udpcast | kaboot ≥ 113 MB/s |');
+  console.log('|---:|---|---:|---:|---|');
+  for (const l of lines) console.log(l);
+}
+
+async function main() {
+  const work = mkdtempSync('/dev/shm/kaboot-bench-ka-');
+  const cleanup = () => rmSync(work, { recursive: true, force: true });
+  process.on('exit', cleanup);
+  const rows: RunResult[] = [];
+  try {
+    console.log(`# ka-broadcast: ${new Date().toISOString()}, load ${readFileSync('/proc/loadavg', 'utf8').trim()}, ${(await execa('nproc')).stdout} CPUs`);
+    if (chosen.includes(kaboot)) await execa('npm', ['run', 'build', '--silent'], { cwd: REPO });
+    for (const size of sizes) {
+      const { file, digest } = await makeSource(work, size);
+      const plan: Array<{ n: number; throttled: boolean; methods: Method[] }> = [
+        ...counts.map((n) => ({ n, throttled: true, methods: chosen })),
+        ...(chosen.includes(kaboot) ? unthrottledCounts.map((n) => ({ n, throttled: false, methods: [kaboot] })) : []),
+      ];
+      for (const step of plan) {
+        const bl = await createBroadcastLab(step.n, step.throttled);
+        try {
+          for (const method of step.methods) {
+            const r = await runOnce(bl, method, file, size, digest, work);
+            rows.push(r);
+            console.error(
+              `${r.method} N=${r.n} ${sizeName(size)} ${step.throttled ? 'tbf' : 'free'}: ${fmt(r.seconds)} s, ${fmt(r.mbps)} MB/s, ${r.digestsOk}/${r.n} ok, ${fmt(r.cpuPerGib, 2)} CPU s/GiB, host ${r.hostBusy.toFixed(0)}%${r.error ? ` — ${r.error}` : ''}`,
+            );
+            await sleep(500);
+          }
+        } finally {
+          await bl.lab.destroy();
+        }
+      }
+      rmSync(file, { force: true });
+    }
+  } finally {
+    console.log('');
+    printTable(rows);
+    printRatios(rows);
+    if (values.json) writeFileSync(values.json, JSON.stringify(rows, null, 2));
+    cleanup();
+  }
+  process.exit(rows.some((r) => r.error) ? 1 : 0);
+}
+
+await main();

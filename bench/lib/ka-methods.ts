@@ -1,0 +1,153 @@
+// The four ways the broadcast bench moves one file from the source to N receivers. Each
+// start() launches the receivers (each a bash script under GNU time that ends in
+// `openssl dgst -sha256 -r > DIGEST` and waits for every process it started), waits
+// until they are ready, then launches the source and returns the moment it did: the
+// run's time zero.
+import { join } from 'node:path';
+import type { ResultPromise } from 'execa';
+import { spawnTimed, waitConnected, waitListening, type BroadcastLab, type TimedProcess } from './ka-lab.js';
+
+export interface RunContext {
+  bl: BroadcastLab;
+  /** the file to send (in /dev/shm) */
+  file: string;
+  size: number;
+  /** scratch folder of this run: digests, time files, logs */
+  dir: string;
+  /** the kaboot repository (bin/kaboot.js) */
+  repo: string;
+}
+
+export interface StartedRun {
+  t0: number;
+  receivers: TimedProcess[];
+  digestFiles: string[];
+  source: ResultPromise;
+  /** the source's log (stderr/stdout), for the report when a run fails */
+  sourceLog: string;
+}
+
+export interface Method {
+  name: string;
+  start(ctx: RunContext): Promise<StartedRun>;
+}
+
+const PORT = 5000;
+/** socat's default 8 KiB buffer costs a system call per 8 KiB; 128 KiB is what a careful user would pick. */
+const SOCAT = 'socat -u -b 131072';
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+function files(ctx: RunContext, i: number) {
+  return {
+    digest: join(ctx.dir, `r${i + 1}.sha256`),
+    time: join(ctx.dir, `r${i + 1}.time`),
+    log: join(ctx.dir, `r${i + 1}.log`),
+  };
+}
+
+function hashInto(digest: string) {
+  return `openssl dgst -sha256 -r > ${q(digest)}`;
+}
+
+function spawnSource(ctx: RunContext, script: string): { source: ResultPromise; sourceLog: string; t0: number } {
+  const sourceLog = join(ctx.dir, 'source.log');
+  const t0 = performance.now();
+  const source = ctx.bl.lab.spawn(ctx.bl.source.ns, ['bash', '-c', `exec > ${q(sourceLog)} 2>&1; ${script}`], { stdin: 'ignore' });
+  return { source, sourceLog, t0 };
+}
+
+/** (c) The source opens one TCP connection per receiver and tee writes every block to each. */
+export const fanout: Method = {
+  name: 'fanout',
+  async start(ctx) {
+    const { bl } = ctx;
+    const receivers: TimedProcess[] = [];
+    const digestFiles: string[] = [];
+    bl.receivers.forEach((r, i) => {
+      const f = files(ctx, i);
+      digestFiles.push(f.digest);
+      receivers.push(spawnTimed(bl.lab, r.ns, `${SOCAT} TCP-LISTEN:${PORT},reuseaddr STDOUT 2>${q(f.log)} | ${hashInto(f.digest)}; wait`, f.time));
+    });
+    for (const r of bl.receivers) await waitListening(bl.lab, r.ns, PORT);
+    const outs = bl.receivers.map((r) => `>(${SOCAT} STDIN TCP:${r.ip}:${PORT})`).join(' ');
+    return { ...spawnSource(ctx, `tee ${outs} < ${q(ctx.file)} > /dev/null; wait`), receivers, digestFiles };
+  },
+};
+
+/** (d) A plain TCP relay chain: each receiver listens, tees into its hasher and forwards to the next. */
+export const chain: Method = {
+  name: 'chain',
+  async start(ctx) {
+    const { bl } = ctx;
+    const n = bl.receivers.length;
+    const receivers: TimedProcess[] = new Array(n);
+    const digestFiles: string[] = bl.receivers.map((_, i) => files(ctx, i).digest);
+    // Last first, so that each forwarder connects to a listener that is already there.
+    for (let i = n - 1; i >= 0; i--) {
+      const r = bl.receivers[i]!;
+      const f = files(ctx, i);
+      const next = bl.receivers[i + 1];
+      const listen = `${SOCAT} TCP-LISTEN:${PORT},reuseaddr STDOUT 2>>${q(f.log)}`;
+      const script = next
+        ? `fifo=${q(join(ctx.dir, `r${i + 1}.fifo`))}; mkfifo "$fifo"; ${hashInto(f.digest)} < "$fifo" & ` +
+          `${listen} | tee "$fifo" | ${SOCAT} STDIN TCP:${next.ip}:${PORT},retry=50,interval=0.1 2>>${q(f.log)}; wait`
+        : `${listen} | ${hashInto(f.digest)}; wait`;
+      receivers[i] = spawnTimed(bl.lab, r.ns, script, f.time);
+      await waitListening(bl.lab, r.ns, PORT);
+      if (next) await waitConnected(bl.lab, r.ns, PORT);
+    }
+    const first = bl.receivers[0]!;
+    return { ...spawnSource(ctx, `${SOCAT} FILE:${q(ctx.file)} TCP:${first.ip}:${PORT}`), receivers, digestFiles };
+  },
+};
+
+/**
+ * (b) udpcast from Debian. The sender waits for N receivers (--min-receivers), then streams
+ * by multicast; --nokbd because nobody presses a key; the rest of its options are left at
+ * their defaults (see UDPCAST_SENDER_OPTS for the ones tried).
+ */
+export function udpcast(senderOpts: string): Method {
+  return {
+    name: 'udpcast',
+    async start(ctx) {
+      const { bl } = ctx;
+      const receivers: TimedProcess[] = [];
+      const digestFiles: string[] = [];
+      bl.receivers.forEach((r, i) => {
+        const f = files(ctx, i);
+        digestFiles.push(f.digest);
+        receivers.push(spawnTimed(bl.lab, r.ns, `udp-receiver --interface eth0 --nokbd 2>${q(f.log)} | ${hashInto(f.digest)}; wait`, f.time));
+      });
+      const n = bl.receivers.length;
+      return {
+        ...spawnSource(ctx, `udp-sender --file ${q(ctx.file)} --interface eth0 --nokbd --min-receivers ${n} ${senderOpts}`),
+        receivers,
+        digestFiles,
+      };
+    },
+  };
+}
+
+/**
+ * (a) kaboot: ka-client in every receiver feeding `openssl dgst` (kaboot checks the
+ * stream's SHA-256 itself too, and that work is counted), ka-server in the source
+ * reading the file.
+ */
+export const kaboot: Method = {
+  name: 'kaboot',
+  async start(ctx) {
+    const { bl } = ctx;
+    const bin = join(ctx.repo, 'bin/kaboot.js');
+    const session = `bench${process.pid}`;
+    const receivers: TimedProcess[] = [];
+    const digestFiles: string[] = [];
+    bl.receivers.forEach((r, i) => {
+      const f = files(ctx, i);
+      digestFiles.push(f.digest);
+      const consumer = `openssl dgst -sha256 -r -out ${f.digest}`;
+      receivers.push(spawnTimed(bl.lab, r.ns, `node ${q(bin)} ka-client -s ${session} -e ${q(consumer)} >${q(f.log)} 2>&1; wait`, f.time));
+    });
+    const n = bl.receivers.length;
+    return { ...spawnSource(ctx, `node ${q(bin)} ka-server -s ${session} -n ${n} -f ${q(ctx.file)}`), receivers, digestFiles };
+  },
+};
