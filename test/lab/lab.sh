@@ -101,6 +101,13 @@ nsx ip link add br0 type bridge
 nsx ip link set br0 type bridge forward_delay 0 stp_state 0
 nsx ip addr add "$server_ip/24" brd + dev br0
 nsx ip link set br0 up
+# A veth port that is always up keeps the bridge's carrier on. Without it, br0 has no
+# carrier until qemu opens tap0, and node's os.networkInterfaces() (libuv skips an
+# interface that is not IFF_RUNNING) does not list br0, so kaboot would see no address.
+nsx ip link add keep0 type veth peer name keep1
+nsx ip link set keep0 master br0
+nsx ip link set keep0 up
+nsx ip link set keep1 up
 nsx ip tuntap add tap0 mode tap
 nsx ip link set tap0 master br0
 nsx ip link set tap0 up
