@@ -7,7 +7,8 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { negotiate, type NegotiationLimits } from './options.js';
 import { decodePacket, ErrorCode, errorPacket, type ErrorCodeValue, type RequestPacket } from './packet.js';
-import { isLookupError, type FileProvider, type TftpLookupErrorKind } from './provider.js';
+import { netasciiSource } from './netascii.js';
+import { isLookupError, type FileProvider, type FileSource, type TftpLookupError, type TftpLookupErrorKind } from './provider.js';
 import { ReadTransfer, type TransferCounters, type TransferResult } from './transfer.js';
 
 export interface TftpLimits {
@@ -132,7 +133,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     }
     active.set(key, null);
     const client = { address: rinfo.address, port: rinfo.port, localAddress };
-    let opened;
+    let opened: FileSource | TftpLookupError;
     try {
       opened = await provider.open(req.filename, client);
     } catch (err) {
@@ -147,6 +148,15 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       logger.info({ client: key, file: req.filename, error: opened.error }, 'tftp request refused');
       reply(sock, rinfo, errorPacket(lookupErrorCodes[opened.error], opened.message));
       return;
+    }
+    if (req.mode === 'netascii') {
+      const converted = await netasciiSource(opened);
+      if (!converted) {
+        active.delete(key);
+        reply(sock, rinfo, errorPacket(ErrorCode.NOT_DEFINED, 'file too large for netascii; use octet'));
+        return;
+      }
+      opened = converted;
     }
     if (closing) {
       active.delete(key);
@@ -199,6 +209,8 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       if (p.op === 'WRQ') {
         s.writeRefused++;
         reply(sock, rinfo, errorPacket(ErrorCode.ACCESS_VIOLATION, 'read-only server'));
+      } else if (p.op === 'RRQ' && p.mode === 'mail') {
+        reply(sock, rinfo, errorPacket(ErrorCode.ILLEGAL_OPERATION, 'mail mode not supported'));
       } else if (p.op === 'RRQ') {
         handleRead(sock, localAddress, p, rinfo).catch((err: unknown) => logger.error({ err }, 'tftp request failed'));
       } else {

@@ -243,7 +243,8 @@ export class ReadTransfer {
     this.phase = 'ended';
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.socket.close();
+    // A send is queued for the next tick (dgram resolves the address first): close after it.
+    setImmediate(() => this.socket.close());
     this.opts.source.close();
     const w = this.window;
     const bytes = Math.min(w.size, (w.base - 1) * w.blksize);
