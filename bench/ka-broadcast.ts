@@ -20,7 +20,8 @@ import { chain, fanout, kaboot, udpcast, type Method } from './lib/ka-methods.js
 const REPO = resolve(import.meta.dirname, '..');
 const GIB = 1024 ** 3;
 /** udp-sender options beyond --min-receivers and --nokbd; see docs/bench-ka.md for why. */
-const UDPCAST_SENDER_OPTS = process.env.UDPCAST_SENDER_OPTS ?? '';
+const UDPCAST_SENDER_OPTS = process.env.UDPCAST_SENDER_OPTS ?? '--rexmit-hello-interval 100';
+const UDPCAST_RECEIVER_OPTS = process.env.UDPCAST_RECEIVER_OPTS ?? '--exit-wait 100';
 
 const { values } = parseArgs({
   options: {
@@ -29,11 +30,12 @@ const { values } = parseArgs({
     methods: { type: 'string', default: 'kaboot,udpcast,fanout,chain' },
     unthrottled: { type: 'string', default: '1,2' },
     json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE]');
+  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE] [--keep]');
   process.exit(0);
 }
 
@@ -48,7 +50,7 @@ const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const sizes = list(values.sizes).map(parseSize);
 const counts = list(values.n).map(Number);
 const unthrottledCounts = list(values.unthrottled).map(Number);
-const methods: Record<string, Method> = { kaboot, udpcast: udpcast(UDPCAST_SENDER_OPTS), fanout, chain };
+const methods: Record<string, Method> = { kaboot, udpcast: udpcast(UDPCAST_SENDER_OPTS, UDPCAST_RECEIVER_OPTS), fanout, chain };
 const chosen = list(values.methods).map((m) => {
   const method = methods[m];
   if (!method) throw new Error(`unknown method "${m}" (kaboot, udpcast, fanout, chain)`);
@@ -205,7 +207,8 @@ function printRatios(rows: RunResult[]) {
 
 async function main() {
   const work = mkdtempSync('/dev/shm/kaboot-bench-ka-');
-  const cleanup = () => rmSync(work, { recursive: true, force: true });
+  // --keep leaves the logs, digests and time files (not the source file) for a look afterwards.
+  const cleanup = () => (values.keep ? console.error(`kept ${work}`) : rmSync(work, { recursive: true, force: true }));
   process.on('exit', cleanup);
   const rows: RunResult[] = [];
   try {

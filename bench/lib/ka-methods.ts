@@ -106,7 +106,7 @@ export const chain: Method = {
  * by multicast; --nokbd because nobody presses a key; the rest of its options are left at
  * their defaults (see UDPCAST_SENDER_OPTS for the ones tried).
  */
-export function udpcast(senderOpts: string): Method {
+export function udpcast(senderOpts: string, receiverOpts: string): Method {
   return {
     name: 'udpcast',
     async start(ctx) {
@@ -116,7 +116,7 @@ export function udpcast(senderOpts: string): Method {
       bl.receivers.forEach((r, i) => {
         const f = files(ctx, i);
         digestFiles.push(f.digest);
-        receivers.push(spawnTimed(bl.lab, r.ns, `udp-receiver --interface eth0 --nokbd 2>${q(f.log)} | ${hashInto(f.digest)}; wait`, f.time));
+        receivers.push(spawnTimed(bl.lab, r.ns, `udp-receiver --interface eth0 --nokbd ${receiverOpts} 2>${q(f.log)} | ${hashInto(f.digest)}; wait`, f.time));
       });
       const n = bl.receivers.length;
       return {
