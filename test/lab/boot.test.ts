@@ -37,6 +37,10 @@ for (const mode of ['bios', 'uefi'] as const) {
       reject: false,
       all: true,
       env: { LAB_TIMEOUT: String(markerTimeoutSeconds) },
+      // lab.sh stops by itself after LAB_TIMEOUT; this only guards a hang in its set-up.
+      // SIGTERM lets its trap remove the namespace and end its processes.
+      timeout: (markerTimeoutSeconds + 90) * 1000,
+      killSignal: 'SIGTERM',
     });
     // On failure lab.sh has already put the serial log's and kaboot's log's tails in its output.
     assert.equal(run.exitCode, 0, `lab.sh ${mode} failed (exit ${run.exitCode}):\n${run.all}`);

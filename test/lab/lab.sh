@@ -20,6 +20,8 @@
 #   LAB_TIMEOUT  seconds to wait for the marker (default 240)
 #   LAB_KEEP     1: keep the run's work folder (logs, config) and print its path
 #   LAB_MEM      guest memory in MiB (default 512)
+#   LAB_IPV6_RA  1: an IPv6 router advertisement on the bridge (dnsmasq), so iPXE does
+#                not wait ~15 s for one (see docs/lab.md)
 #   LAB_CAPTURE  1: capture the bridge's traffic to <work>/lab.pcap (needs tcpdump; use with LAB_KEEP=1)
 #   KABOOT       the kaboot command (default: node <repo>/bin/kaboot.js)
 # Needs root, and the Debian packages qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux
@@ -60,13 +62,21 @@ ns="kblab-$$-$RANDOM"
 work="$(mktemp -d "/tmp/kblab-$mode-XXXXXX")"
 pids=()
 ns_made=0
-cleanup() {
-  local rc=$?
+failed=0
+# SIGTERM first (kaboot flushes its log on the way out), SIGKILL after 2 s.
+stop_processes() {
+  local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
     for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
+  pids=()
+}
+cleanup() {
+  local rc=$?
+  stop_processes
   if [[ $ns_made == 1 ]]; then
     # Anything still inside the run's namespace was started by one of ours.
     for pid in $(ip netns pids "$ns" 2>/dev/null); do
@@ -75,7 +85,14 @@ cleanup() {
     done
     ip netns del "$ns" 2>/dev/null || true
   fi
-  if [[ "${LAB_KEEP:-0}" == 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
+  if [[ "${LAB_KEEP:-0}" == 1 ]]; then
+    log "kept $work"
+  elif [[ $failed == 1 ]]; then
+    rm -rf "$work/images" "$work/tftp" "$work/OVMF_VARS.fd"
+    log "logs kept in $work"
+  else
+    rm -rf "$work"
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -180,12 +197,13 @@ esac
 show_logs() {
   echo "----- serial log (last 60 lines): $work/serial.log -----" >&2
   tail -n 60 "$work/serial.log" 2>/dev/null | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' >&2 || true
+  echo >&2
   echo "----- qemu stderr -----" >&2
-  tail -n 20 "$work/qemu.err" 2>/dev/null >&2 || true
+  tail -n 20 "$work/qemu.err" >&2 2>/dev/null || true
   echo "----- server log (last 60 lines): $server_log -----" >&2
-  tail -n 60 "$server_log" 2>/dev/null >&2 || true
+  tail -n 60 "$server_log" >&2 2>/dev/null || true
 }
-fail() { log "FAIL: $*"; show_logs; exit 1; }
+fail() { failed=1; log "FAIL: $*"; stop_processes; show_logs; exit 1; }
 
 # Wait until the server listens on DHCP (udp 67), TFTP (udp 69) and HTTP (tcp 80).
 ready=0
@@ -195,6 +213,15 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 [[ $ready == 1 ]] || fail "server not listening on udp 67, udp 69 and tcp 80 after 30 s"
+
+# iPXE's "Configuring" waits for IPv6 router discovery too; without a router
+# advertisement on the link that wait ends only after ~15 s of router solicitations.
+# LAB_IPV6_RA=1 puts an IPv6 router (dnsmasq, RA only, no DHCPv6) on the bridge.
+if [[ "${LAB_IPV6_RA:-0}" == 1 ]]; then
+  nsx ip -6 addr add fd00:99::1/64 dev br0 nodad
+  spawn "$work/ra.log" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=br0 \
+    --bind-interfaces --pid-file= --enable-ra --dhcp-range=fd00:99::,ra-only,64
+fi
 
 if [[ "${LAB_CAPTURE:-0}" == 1 ]]; then
   spawn "$work/tcpdump.err" tcpdump -Z root -q -n -U -i br0 -w "$work/lab.pcap"
@@ -214,6 +241,7 @@ else
     -device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1,romfile=/usr/lib/ipxe/qemu/efi-virtio.rom")
 fi
 log "namespace $ns, server $server_kind, mac $mac, kernel $KERNEL_VERSION"
+: >"$work/serial.log"
 started=$(date +%s.%N)
 ip netns exec "$ns" "${qemu[@]}" </dev/null >"$work/serial.log" 2>"$work/qemu.err" &
 qemu_pid=$!
