@@ -1,0 +1,346 @@
+// One node's share of the stream: what arrives from upstream goes into the ring (and
+// the running SHA-256), and each reader (the local consumer, each child link, the
+// spool writer at the source) takes it from the ring at its own pace. Blocking
+// readers hold the ring: when they lag by a whole ring, the relay pauses its upstream.
+// Detached readers never hold it; a reader behind the ring's start reads the gap from
+// the spool (GapReader) until it is back within the ring.
+import { createHash, type Hash } from 'node:crypto';
+import { ChunkRing } from './ring.js';
+
+/** Where a reader's bytes go. write() returns false when the sink wants no more until onDrain's callback. */
+export interface Sink {
+  write(offset: number, data: Buffer): boolean;
+  onDrain(cb: () => void): void;
+  end(total: number, digest: Buffer): void;
+  /** the sink failed or was dropped; the relay stops feeding it */
+  destroy(reason: string): void;
+  /** for a sink that acknowledges later than write() (the spool): offset up to which bytes are safe */
+  released?(): number;
+  /** groups several writes into one system call */
+  cork?(): void;
+  uncork?(): void;
+}
+
+/** Bytes the ring no longer holds, from the spool. Resolves null when they cannot be had. */
+export interface GapReader {
+  read(offset: number, max: number): Promise<Buffer | null>;
+  close(): void;
+}
+
+export type ReaderMode = 'blocking' | 'detached';
+
+export interface ReaderStats {
+  key: string;
+  mode: ReaderMode;
+  cursor: number;
+  /** totals */
+  bytes: number;
+  gapBytes: number;
+  blockedMs: number;
+}
+
+class Reader {
+  bytes = 0;
+  gapBytes = 0;
+  blockedMs = 0;
+  winBytes = 0;
+  winBlockedMs = 0;
+  blockedSince = 0;
+  waiting = false;
+  gapBusy = false;
+  gap: GapReader | null = null;
+  ended = false;
+  dead = false;
+  /** null while the reader waits for its child to connect: it holds its place in the ring but takes nothing */
+  constructor(readonly key: string, public sink: Sink | null, public cursor: number, public mode: ReaderMode) {}
+  releasedTo(): number {
+    return this.sink?.released ? this.sink.released() : this.cursor;
+  }
+}
+
+export interface RelayOptions {
+  ringBytes: number;
+  /** largest write handed to a sink at once */
+  maxWrite?: number;
+  gapReader?: () => GapReader;
+  now?: () => number;
+}
+
+export interface RelayEvents {
+  pause?: () => void;
+  resume?: () => void;
+  /** a reader was dropped (sink failure, gap unavailable) */
+  readerFailed?: (key: string, reason: string) => void;
+  /** a reader has been sent the whole stream and the END */
+  readerDone?: (key: string) => void;
+  /** the stream is complete here: all bytes in and the END checked */
+  complete?: (r: { total: number; digestOk: boolean; digest: Buffer }) => void;
+}
+
+export class Relay {
+  readonly ring: ChunkRing;
+  private readonly hash: Hash = createHash('sha256');
+  private readonly readers = new Map<string, Reader>();
+  private readonly maxWrite: number;
+  private readonly now: () => number;
+  total: number | null = null;
+  digest: Buffer | null = null;
+  ownDigest: Buffer | null = null;
+  paused = false;
+  private pausedSince = 0;
+  private pausedMsTotal = 0;
+  private winPausedMs = 0;
+  private winBytesIn = 0;
+  private completed = false;
+
+  constructor(private readonly opts: RelayOptions, private readonly events: RelayEvents = {}) {
+    this.ring = new ChunkRing(opts.ringBytes);
+    this.maxWrite = opts.maxWrite ?? 1024 * 1024;
+    this.now = opts.now ?? Date.now;
+  }
+
+  get end(): number {
+    return this.ring.end;
+  }
+
+  /** Bytes from upstream at `offset` (must be the current end). Returns false when the caller should stop reading. */
+  ingest(offset: number, data: Buffer): boolean {
+    if (offset !== this.ring.end) throw new Error(`ingest at ${offset}, relay end is ${this.ring.end}`);
+    if (this.total !== null && offset + data.length > this.total) throw new Error('bytes past the announced end');
+    this.hash.update(data);
+    this.ring.push(data);
+    this.winBytesIn += data.length;
+    this.pumpAll();
+    return !this.paused;
+  }
+
+  /** The stream's end as announced by upstream (or known at the source). */
+  finish(total: number, digest: Buffer): void {
+    if (this.total !== null) return;
+    this.total = total;
+    this.digest = digest;
+    this.maybeComplete();
+    this.pumpAll();
+  }
+
+  /** The source knows the total when its input ends; the digest is its own. */
+  finishAsSource(): { total: number; digest: Buffer } {
+    const digest = this.hash.copy().digest();
+    this.finish(this.ring.end, digest);
+    return { total: this.ring.end, digest };
+  }
+
+  private maybeComplete() {
+    if (this.completed || this.total === null || this.digest === null || this.ring.end !== this.total) return;
+    this.completed = true;
+    this.ownDigest = this.hash.digest();
+    this.events.complete?.({ total: this.total, digestOk: this.ownDigest.equals(this.digest), digest: this.ownDigest });
+  }
+
+  get isComplete(): boolean {
+    return this.completed;
+  }
+
+  addReader(key: string, sink: Sink, cursor: number, mode: ReaderMode): void {
+    this.removeReader(key, 'replaced');
+    this.readers.set(key, new Reader(key, sink, cursor, mode));
+    this.pumpAll();
+  }
+
+  /** A child not yet connected keeps its place (a blocking one holds the ring from `cursor`); attachSink starts it. */
+  addPendingReader(key: string, cursor: number, mode: ReaderMode): void {
+    this.removeReader(key, 'replaced');
+    this.readers.set(key, new Reader(key, null, cursor, mode));
+  }
+
+  /** Start a pending reader at the offset its child asked for. False when no such reader waits (dropped meanwhile). */
+  attachSink(key: string, sink: Sink, cursor: number): boolean {
+    const r = this.readers.get(key);
+    if (!r || r.sink) return false;
+    r.sink = sink;
+    r.cursor = cursor;
+    this.pumpAll();
+    return true;
+  }
+
+  hasReader(key: string): boolean {
+    return this.readers.has(key);
+  }
+
+  removeReader(key: string, reason: string): void {
+    const r = this.readers.get(key);
+    if (!r) return;
+    this.readers.delete(key);
+    r.dead = true;
+    r.gap?.close();
+    r.sink?.destroy(reason);
+    this.pumpAll();
+  }
+
+  setMode(key: string, mode: ReaderMode): void {
+    const r = this.readers.get(key);
+    if (r) r.mode = mode;
+    this.pumpAll();
+  }
+
+  readerStats(): ReaderStats[] {
+    return [...this.readers.values()].map((r) => ({ key: r.key, mode: r.mode, cursor: r.cursor, bytes: r.bytes, gapBytes: r.gapBytes, blockedMs: r.blockedMs }));
+  }
+
+  /** Per-reader bytes and blocked time since the last call, plus the relay's own. */
+  takeWindow(): { bytesIn: number; pausedMs: number; readers: Map<string, { bytes: number; blockedMs: number }> } {
+    const t = this.now();
+    const readers = new Map<string, { bytes: number; blockedMs: number }>();
+    for (const r of this.readers.values()) {
+      if (r.waiting) {
+        r.winBlockedMs += t - r.blockedSince;
+        r.blockedMs += t - r.blockedSince;
+        r.blockedSince = t;
+      }
+      readers.set(r.key, { bytes: r.winBytes, blockedMs: r.winBlockedMs });
+      r.winBytes = 0;
+      r.winBlockedMs = 0;
+    }
+    if (this.paused) {
+      this.winPausedMs += t - this.pausedSince;
+      this.pausedMsTotal += t - this.pausedSince;
+      this.pausedSince = t;
+    }
+    const w = { bytesIn: this.winBytesIn, pausedMs: this.winPausedMs, readers };
+    this.winBytesIn = 0;
+    this.winPausedMs = 0;
+    return w;
+  }
+
+  /** Unconsumed bytes held for blocking readers, as a share of the ring. */
+  fill(): number {
+    return Math.min(1, (this.ring.end - this.minBlockingReleased()) / this.ring.capacity);
+  }
+
+  private minBlockingReleased(): number {
+    let min = this.ring.end;
+    for (const r of this.readers.values()) {
+      // an ended reader still holds what its sink has not acknowledged (the spool's pending writes)
+      if (r.mode === 'blocking' && !(r.ended && r.releasedTo() >= r.cursor)) min = Math.min(min, r.releasedTo());
+    }
+    return min;
+  }
+
+  pumpAll(): void {
+    for (const r of this.readers.values()) this.pump(r);
+    this.ring.trim(this.minBlockingReleased());
+    const over = this.ring.end - this.minBlockingReleased() >= this.ring.capacity;
+    if (over && !this.paused) {
+      this.paused = true;
+      this.pausedSince = this.now();
+      this.events.pause?.();
+    } else if (!over && this.paused) {
+      this.paused = false;
+      const d = this.now() - this.pausedSince;
+      this.winPausedMs += d;
+      this.pausedMsTotal += d;
+      this.events.resume?.();
+    }
+  }
+
+  private pump(r: Reader): void {
+    const sink = r.sink;
+    if (!sink || r.waiting || r.dead || r.gapBusy || r.ended) return;
+    sink.cork?.();
+    try {
+      while (r.cursor < this.ring.end) {
+        if (r.cursor < this.ring.start) {
+          this.readGap(r);
+          return;
+        }
+        if (r.gap) {
+          r.gap.close();
+          r.gap = null;
+        }
+        const view = this.ring.slice(r.cursor, this.maxWrite) as Buffer;
+        const at = r.cursor;
+        r.cursor += view.length;
+        r.bytes += view.length;
+        r.winBytes += view.length;
+        if (!sink.write(at, view)) {
+          this.wait(r, sink);
+          return;
+        }
+      }
+      if (this.total !== null && this.digest && r.cursor === this.total && this.completed) {
+        r.ended = true;
+        sink.end(this.total, this.digest);
+        this.events.readerDone?.(r.key);
+      }
+    } finally {
+      sink.uncork?.();
+    }
+  }
+
+  private wait(r: Reader, sink: Sink) {
+    r.waiting = true;
+    r.blockedSince = this.now();
+    sink.onDrain(() => {
+      if (r.dead) return;
+      const d = this.now() - r.blockedSince;
+      r.blockedMs += d;
+      r.winBlockedMs += d;
+      r.waiting = false;
+      this.pumpAll();
+    });
+  }
+
+  private readGap(r: Reader) {
+    if (!this.opts.gapReader) {
+      this.failReader(r, `offset ${r.cursor} is no longer held (ring starts at ${this.ring.start}) and there is no spool`);
+      return;
+    }
+    r.gap ??= this.opts.gapReader();
+    r.gapBusy = true;
+    const max = Math.min(this.maxWrite, this.ring.start - r.cursor);
+    r.gap.read(r.cursor, max).then(
+      (buf) => this.gapArrived(r, buf),
+      (e: unknown) => this.gapArrived(r, null, String(e)),
+    );
+  }
+
+  private gapArrived(r: Reader, buf: Buffer | null, why?: string) {
+    r.gapBusy = false;
+    if (r.dead) return;
+    if (!buf || buf.length === 0) {
+      this.failReader(r, `spool could not supply offset ${r.cursor}${why ? `: ${why}` : ''}`);
+      return;
+    }
+    const at = r.cursor;
+    r.cursor += buf.length;
+    r.bytes += buf.length;
+    r.gapBytes += buf.length;
+    r.winBytes += buf.length;
+    const sink = r.sink as Sink;
+    if (!sink.write(at, buf)) this.wait(r, sink);
+    this.pumpAll();
+  }
+
+  private failReader(r: Reader, reason: string) {
+    if (r.dead) return;
+    this.readers.delete(r.key);
+    r.dead = true;
+    r.gap?.close();
+    r.sink?.destroy(reason);
+    this.events.readerFailed?.(r.key, reason);
+    this.pumpAll();
+  }
+
+  close(): void {
+    for (const r of [...this.readers.values()]) {
+      r.dead = true;
+      r.gap?.close();
+      r.sink?.destroy('relay closed');
+    }
+    this.readers.clear();
+  }
+
+  get pausedMs(): number {
+    return this.pausedMsTotal + (this.paused ? this.now() - this.pausedSince : 0);
+  }
+}
