@@ -74,6 +74,8 @@ export interface RunResult {
   cpuPerGibMax: number | null;
   /** share of the machine's CPUs (all cores) busy during the run, % */
   hostBusy: number;
+  /** kaboot only: the session's own figure, bytes over ka-server's transferMs, MB/s */
+  sessionMbps?: number;
   error?: string;
 }
 
@@ -118,6 +120,8 @@ async function runOnce(bl: BroadcastLab, method: Method, file: string, size: num
     const cpus = run.receivers.map((r) => readTimeFile(r.timeFile)).filter((c) => c !== undefined);
     const perGib = cpus.map((c) => (c.user + c.system) / (size / GIB));
     const cpu1 = hostCpu();
+    const session = run.resultFile ? readSession(run.resultFile) : undefined;
+    if (session && !session.ok && !error) error = `kaboot session not ok: ${session.summary}`;
     const seconds = ends.length === n ? (Math.max(...ends) - t0) / 1000 : null;
     return {
       ...base,
@@ -128,6 +132,7 @@ async function runOnce(bl: BroadcastLab, method: Method, file: string, size: num
       cpuPerGib: perGib.length === n ? mean(perGib) : null,
       cpuPerGibMax: perGib.length === n ? Math.max(...perGib) : null,
       hostBusy: (100 * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total),
+      ...(session?.mbps !== undefined ? { sessionMbps: session.mbps } : {}),
       ...(error ? { error } : {}),
     };
   } catch (err) {
@@ -145,6 +150,19 @@ async function runOnce(bl: BroadcastLab, method: Method, file: string, size: num
       error: err instanceof Error ? err.message : String(err),
     };
   }
+}
+
+/** ka-server's result: was every node ok, and the rate it reports (source's transfer time). */
+function readSession(file: string): { ok: boolean; mbps?: number; summary: string } | undefined {
+  let r: { ok?: boolean; total?: number; transferMs?: number; pipelineEmptiedMs?: number; nodes?: Array<{ ok: boolean; error: string | null }> };
+  try {
+    r = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const ms = (r.transferMs ?? 0) + (r.pipelineEmptiedMs ?? 0);
+  const bad = (r.nodes ?? []).filter((x) => !x.ok).map((x) => x.error ?? 'failed');
+  return { ok: r.ok === true, ...(r.total && ms > 0 ? { mbps: r.total / ms / 1000 } : {}), summary: bad.slice(0, 3).join('; ') };
 }
 
 function readDigest(file: string): string | undefined {
@@ -181,7 +199,7 @@ function printTable(rows: RunResult[]) {
   console.log('|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
     console.log(
-      `| ${r.method} | ${r.n} | ${sizeName(r.size)} | ${r.throttled ? '1 Gbit tbf' : 'unthrottled'} | ${fmt(r.seconds)} | ${fmt(r.mbps)} | ${fmt(r.meanMbps)} | ${r.digestsOk}/${r.n} | ${fmt(r.cpuPerGib, 2)} / ${fmt(r.cpuPerGibMax, 2)} | ${r.hostBusy.toFixed(0)}% | ${r.error ?? ''} |`,
+      `| ${r.method} | ${r.n} | ${sizeName(r.size)} | ${r.throttled ? '1 Gbit tbf' : 'unthrottled'} | ${fmt(r.seconds)} | ${fmt(r.mbps)} | ${fmt(r.meanMbps)} | ${r.digestsOk}/${r.n} | ${fmt(r.cpuPerGib, 2)} / ${fmt(r.cpuPerGibMax, 2)} | ${r.hostBusy.toFixed(0)}% | ${[r.sessionMbps !== undefined ? `session ${r.sessionMbps.toFixed(1)} MB/s` : '', r.error ?? ''].filter(Boolean).join('; ')} |`,
     );
   }
 }

@@ -25,6 +25,8 @@ export interface StartedRun {
   source: ResultPromise;
   /** the source's log (stderr/stdout), for the report when a run fails */
   sourceLog: string;
+  /** kaboot: the session result (JSON) ka-server prints */
+  resultFile?: string;
 }
 
 export interface Method {
@@ -129,9 +131,10 @@ export function udpcast(senderOpts: string, receiverOpts: string): Method {
 }
 
 /**
- * (a) kaboot: ka-client in every receiver feeding `openssl dgst` (kaboot checks the
- * stream's SHA-256 itself too, and that work is counted), ka-server in the source
- * reading the file.
+ * (a) kaboot: ka-server in the source reading the file, started first (time zero), then
+ * ka-client in every receiver at once, each feeding `openssl dgst` as its consumer
+ * (kaboot also checks the stream's SHA-256 itself, and that work is counted too). The
+ * clients find the session by UDP broadcast, as on a real deploy network.
  */
 export const kaboot: Method = {
   name: 'kaboot',
@@ -139,15 +142,18 @@ export const kaboot: Method = {
     const { bl } = ctx;
     const bin = join(ctx.repo, 'bin/kaboot.js');
     const session = `bench${process.pid}`;
+    const secret = `--secret ${q(`bench-${process.pid}-${Date.now()}`)}`;
+    const n = bl.receivers.length;
+    const resultFile = join(ctx.dir, 'session.json');
+    const started = spawnSource(ctx, `node ${q(bin)} ka-server -s ${session} -n ${n} -f ${q(ctx.file)} ${secret} > ${q(resultFile)}`);
     const receivers: TimedProcess[] = [];
     const digestFiles: string[] = [];
     bl.receivers.forEach((r, i) => {
       const f = files(ctx, i);
       digestFiles.push(f.digest);
-      const consumer = `openssl dgst -sha256 -r -out ${f.digest}`;
-      receivers.push(spawnTimed(bl.lab, r.ns, `node ${q(bin)} ka-client -s ${session} -e ${q(consumer)} >${q(f.log)} 2>&1; wait`, f.time));
+      const consumer = `openssl dgst -sha256 -r -out ${q(f.digest)}`;
+      receivers.push(spawnTimed(bl.lab, r.ns, `node ${q(bin)} ka-client -s ${session} ${secret} -e ${q(consumer)} >${q(f.log)} 2>&1; wait`, f.time));
     });
-    const n = bl.receivers.length;
-    return { ...spawnSource(ctx, `node ${q(bin)} ka-server -s ${session} -n ${n} -f ${q(ctx.file)}`), receivers, digestFiles };
+    return { ...started, receivers, digestFiles, resultFile };
   },
 };
