@@ -71,7 +71,7 @@ describe('real clients read overloaded and RFC 3396-split replies', () => {
     const p = lab.spawn(srv.ns, ['node', '--import', 'tsx', LISTENER, dir, label, SERVER, OFFERED, 'rich']);
     for (let i = 0; ; i++) {
       const { stdout } = await lab.sh(srv.ns, 'ss -Hulnp "sport = :67"');
-      if (stdout.includes('node')) break;
+      if (String(stdout).includes('node')) break;
       if (i > 200) throw new Error('listener did not start');
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -32,7 +32,7 @@ const FIXTURES = fileURLToPath(new URL('../fixtures/dhcp/', import.meta.url));
 const KNOWN = Object.keys(optionTable).map(Number) as KnownOpt[];
 
 function seeds(): Buffer[] {
-  const out = readdirSync(FIXTURES)
+  const out: Buffer[] = readdirSync(FIXTURES)
     .filter((f) => f.endsWith('.bin'))
     .map((f) => readFileSync(join(FIXTURES, f)));
   // replies of our own, overloaded into file and sname, so that mutations hit those paths

@@ -75,7 +75,7 @@ describe('option value types round-trip', () => {
     encodeFails(() => setOpt(new Map(), Opt.LeaseTime, -1));
     encodeFails(() => setOpt(new Map(), Opt.LeaseTime, 2 ** 32));
     encodeFails(() => setOpt(new Map(), Opt.MaxMessageSize, 1.5));
-    encodeFails(() => setOpt(new Map(), Opt.MessageType, 256));
+    encodeFails(() => setOpt(new Map(), Opt.MessageType, 256 as MessageType));
   });
 
   test('strings (12, 15, 56, 60, 66, 67, 209, 210)', () => {
