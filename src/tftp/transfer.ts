@@ -12,7 +12,34 @@ import type { TransferParams } from './options.js';
 import type { FileSource } from './provider.js';
 import { retransmitDelayMs, SendWindow } from './window.js';
 
-export type TransferOutcome = 'done' | 'timeout' | 'client-error' | 'read-error' | 'aborted';
+export type TransferOutcome = 'done' | 'timeout' | 'client-error' | 'client-gone' | 'read-error' | 'aborted';
+
+const UNKNOWN_TID = errorPacket(ErrorCode.UNKNOWN_TID, 'unknown transfer ID');
+
+function bindUdp(address: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    const onError = (err: Error) => {
+      socket.close();
+      reject(err);
+    };
+    socket.once('error', onError);
+    socket.bind({ address, port }, () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+function connectUdp(socket: Socket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.connect(port, address, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
 
 export interface TransferResult {
   outcome: TransferOutcome;
@@ -61,7 +88,7 @@ export class ReadTransfer {
   private pendingBlock = -1;
   private pendingData: Buffer | null = null;
 
-  private constructor(private readonly opts: TransferOptions, socket: Socket) {
+  private constructor(private readonly opts: TransferOptions, socket: Socket, private readonly guard: Socket) {
     this.socket = socket;
     this.clientAddress = opts.client.address;
     this.clientPort = opts.client.port;
@@ -71,28 +98,34 @@ export class ReadTransfer {
     this.phase = this.oack ? 'oack' : 'data';
   }
 
-  /** Open the transfer's socket and send the OACK or the first window. */
-  static start(opts: TransferOptions): Promise<ReadTransfer> {
-    return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: 'udp4' });
-      const onBindError = (err: Error) => {
-        socket.close();
-        reject(err);
-      };
-      socket.once('error', onBindError);
-      socket.bind({ address: opts.localAddress, port: 0, exclusive: true }, () => {
-        socket.off('error', onBindError);
-        const t = new ReadTransfer(opts, socket);
-        const { blksize, windowsize } = opts.params;
-        // A window of big blocks must fit the socket's send buffer, or sends queue up.
-        try {
-          const want = (blksize + 32) * windowsize * 2;
-          if (socket.getSendBufferSize() < want) socket.setSendBufferSize(want);
-        } catch { /* the kernel caps it; libuv queues what does not fit */ }
-        t.begin();
-        resolve(t);
-      });
-    });
+  /**
+   * Open the transfer's port and send the OACK or the first window.
+   *
+   * Two sockets share the port (SO_REUSEADDR): `socket` is connected to the client, so
+   * the kernel gives it only the client's datagrams and a send names no address (no
+   * lookup, no route per packet); `guard`, unconnected, gets whatever anyone else sends
+   * to the port and answers ERROR 5 (unknown transfer ID).
+   */
+  static async start(opts: TransferOptions): Promise<ReadTransfer> {
+    const guard = await bindUdp(opts.localAddress, 0);
+    let socket: Socket | null = null;
+    try {
+      socket = await bindUdp(opts.localAddress, guard.address().port);
+      await connectUdp(socket, opts.client.port, opts.client.address);
+    } catch (err) {
+      guard.close();
+      socket?.close();
+      throw err;
+    }
+    const t = new ReadTransfer(opts, socket, guard);
+    const { blksize, windowsize } = opts.params;
+    // A window of big blocks must fit the socket's send buffer, or sends queue up.
+    try {
+      const want = (blksize + 32) * windowsize * 2;
+      if (socket.getSendBufferSize() < want) socket.setSendBufferSize(want);
+    } catch { /* the kernel caps it; libuv queues what does not fit */ }
+    t.begin();
+    return t;
   }
 
   /** End now (server shutting down). */
@@ -102,19 +135,27 @@ export class ReadTransfer {
 
   private begin(): void {
     this.socket.on('message', this.onMessage);
-    this.socket.on('error', (err) => this.opts.logger.debug({ err, client: this.clientLabel() }, 'tftp transfer socket error'));
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      // On a connected socket, an ICMP port unreachable from the client surfaces here.
+      if (err.code === 'ECONNREFUSED') this.end('client-gone');
+      else this.opts.logger.debug({ err, client: this.clientLabel() }, 'tftp transfer socket error');
+    });
+    this.guard.on('message', this.onStranger);
+    this.guard.on('error', () => undefined);
     if (this.oack) this.send(this.oack);
     else this.sendWindow();
     this.arm(retransmitDelayMs(this.opts.params.timeout, 0));
   }
 
-  private readonly onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+  private readonly onStranger = (_msg: Buffer, rinfo: RemoteInfo): void => {
     if (this.phase === 'ended') return;
-    if (rinfo.port !== this.clientPort || rinfo.address !== this.clientAddress) {
-      this.opts.counters.wrongTid++;
-      this.socket.send(errorPacket(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
-      return;
-    }
+    this.opts.counters.wrongTid++;
+    this.guard.send(UNKNOWN_TID, rinfo.port, rinfo.address);
+  };
+
+  // Only the client's datagrams reach the connected socket.
+  private readonly onMessage = (msg: Buffer): void => {
+    if (this.phase === 'ended') return;
     if (msg.length >= 4 && msg[0] === 0) {
       if (msg[1] === Opcode.ACK) {
         this.onAck(((msg[2] as number) << 8) | (msg[3] as number));
@@ -194,12 +235,12 @@ export class ReadTransfer {
     const header = Buffer.allocUnsafe(4);
     writeDataHeader(header, block & 0xffff);
     this.opts.counters.packetsSent++;
-    this.socket.send([header, data], this.clientPort, this.clientAddress);
+    this.socket.send([header, data]);
   }
 
   private send(packet: Buffer): void {
     this.opts.counters.packetsSent++;
-    this.socket.send(packet, this.clientPort, this.clientAddress);
+    this.socket.send(packet);
   }
 
   private arm(delayMs: number): void {
@@ -244,7 +285,10 @@ export class ReadTransfer {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     // A send is queued for the next tick (dgram resolves the address first): close after it.
-    setImmediate(() => this.socket.close());
+    setImmediate(() => {
+      this.socket.close();
+      this.guard.close();
+    });
     this.opts.source.close();
     const w = this.window;
     const bytes = Math.min(w.size, (w.base - 1) * w.blksize);
