@@ -11,6 +11,10 @@ commands:
                             Without --config: the safe default (ProxyDHCP only,
                             never hands out an address; TFTP and HTTP from ./images)
   config check FILE         validate a config file and print it with defaults filled in
+  image list|show|rm|capture|push  the image store (kaboot image help)
+  desc from-disk|check|sfdisk      partition schemes (kaboot desc help)
+  ka-server -s SESSION -n N [-e CMD|-f FILE]   run a KA session: send a stream down a relay chain
+  ka-client -s SESSION [-e CMD]               join a KA session: receive, relay, check the SHA-256
   help                      this text
 `;
 
@@ -22,6 +26,10 @@ export async function main(argv: string[]): Promise<number> {
         return await serveCommand(rest);
       case 'config':
         return await configCommand(rest);
+      case 'ka-server': return await (await import('./ka-server.js')).kaServerCommand(rest);
+      case 'ka-client': return await (await import('./ka-client.js')).kaClientCommand(rest);
+      case 'image': return await (await import('./image.js')).imageCommand(rest);
+      case 'desc': return await (await import('./desc.js')).descCommand(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -1,0 +1,76 @@
+// manifest.json of a stored image: what a deployment needs to know to partition,
+// format, fill, check and make a node bootable, without opening a squashfs.
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const MOUNT_RE = /^\/([^\0\n]*[^/\0\n])?$/;
+
+export const Bootloader = Type.Union([Type.Literal('grub-pc'), Type.Literal('grub-efi'), Type.Literal('extlinux'), Type.Literal('unknown')]);
+export type BootloaderName = Static<typeof Bootloader>;
+
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+
+export const FilesystemRecord = Type.Object({
+  mount: Type.String({ pattern: MOUNT_RE.source, description: 'mount point on the golden: /, /boot, /boot/efi' }),
+  fstype: Type.String({ description: 'file system type on the golden (ext4, xfs, vfat...), "unknown" for a plain directory' }),
+  label: Type.Optional(Type.String()),
+  uuid: Type.Optional(Type.String()),
+  files: Type.Integer({ minimum: 0, description: 'entries in the tar stream' }),
+  bytes_used: Type.Integer({ minimum: 0, description: 'file data carried by the stream (sparse holes excluded)' }),
+  squashfs: Type.String({ description: 'file below the image folder' }),
+  squashfs_bytes: Type.Integer({ minimum: 0 }),
+  squashfs_sha256: Sha256,
+  tar_bytes: Type.Integer({ minimum: 0 }),
+  tar_sha256: Sha256,
+  acl_file: Type.Optional(Type.String({ description: 'getfacl text for setfacl --restore (squashfs has no POSIX ACLs)' })),
+  acl_entries: Type.Integer({ minimum: 0 }),
+}, { additionalProperties: false });
+export type FilesystemRecord = Static<typeof FilesystemRecord>;
+
+export const ImageManifest = Type.Object({
+  format: Type.Literal(1),
+  name: Type.String({ pattern: IMAGE_NAME_RE.source }),
+  created: Type.String({ description: 'ISO 8601' }),
+  source: Type.Object({
+    kind: Type.Union([Type.Literal('local'), Type.Literal('push')]),
+    host: Type.Optional(Type.String()),
+    paths: Type.Array(Type.String()),
+  }, { additionalProperties: false }),
+  filesystems: Type.Array(FilesystemRecord, { minItems: 1 }),
+  desc: Type.Optional(Type.String({ description: 'partition scheme of the golden, in desc format' })),
+  bootloader: Bootloader,
+  kernels: Type.Array(Type.String(), { description: 'versions found in lib/modules and boot/vmlinuz-*' }),
+  fstab: Type.Optional(Type.String({ description: "the golden's etc/fstab" })),
+  warnings: Type.Array(Type.String()),
+}, { additionalProperties: false });
+export type ImageManifest = Static<typeof ImageManifest>;
+
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+}
+
+export function parseManifest(text: string, where: string): ImageManifest {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestError(`${where}: not JSON (${(e as Error).message})`);
+  }
+  if (!Value.Check(ImageManifest, v)) {
+    const first = [...Value.Errors(ImageManifest, v)][0];
+    throw new ManifestError(`${where}: ${first ? `${first.path || '/'} ${first.message}` : 'invalid'}`);
+  }
+  return v;
+}
+
+export function checkImageName(name: string): string | undefined {
+  if (!IMAGE_NAME_RE.test(name)) return `image name ${JSON.stringify(name)}: expected 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`;
+  return undefined;
+}
+
+/** The squashfs file of a mount point: numbered, so "/boot/efi" and "/boot_efi" never meet. */
+export function squashfsFileName(index: number, mount: string): string {
+  const slug = mount === '/' ? 'root' : mount.slice(1).replace(/[^A-Za-z0-9._-]/g, '_');
+  return `fs/${index + 1}-${slug}.sqfs`;
+}
