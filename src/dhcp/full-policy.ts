@@ -81,19 +81,25 @@ function grantable(req: DhcpPacket, ctx: FullPolicyContext, client: string, mac:
   return { ok: true, addr, known: mine !== undefined && mine.client === client };
 }
 
-function leaseOptions(reply: DhcpPacket, ctx: FullPolicyContext, times: LeaseTimes | undefined, hostname?: string): void {
-  const { subnet } = ctx;
-  const c = subnet.config;
-  if (times) {
-    setOpt(reply.options, Opt.LeaseTime, times.lease);
-    setOpt(reply.options, Opt.RenewalTime, times.t1);
-    setOpt(reply.options, Opt.RebindingTime, times.t2);
+const u32Cache = new Map<number, Buffer>();
+/** Lease times repeat (a handful of values per config): encode each once. */
+function u32(n: number): Buffer {
+  let b = u32Cache.get(n);
+  if (!b) {
+    b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    if (u32Cache.size < 1024) u32Cache.set(n, b);
   }
-  setOpt(reply.options, Opt.SubnetMask, subnet.mask);
-  if (c.routers?.length) setOpt(reply.options, Opt.Routers, c.routers);
-  if (c.dns_servers?.length) setOpt(reply.options, Opt.DnsServers, c.dns_servers);
-  if (c.domain_name) setOpt(reply.options, Opt.DomainName, c.domain_name);
-  setOpt(reply.options, Opt.BroadcastAddress, subnet.broadcast);
+  return b;
+}
+
+function leaseOptions(reply: DhcpPacket, ctx: FullPolicyContext, times: LeaseTimes | undefined, hostname?: string): void {
+  if (times) {
+    reply.options.set(Opt.LeaseTime, u32(times.lease));
+    reply.options.set(Opt.RenewalTime, u32(times.t1));
+    reply.options.set(Opt.RebindingTime, u32(times.t2));
+  }
+  for (const [code, v] of ctx.subnet.options) reply.options.set(code, v);
   if (hostname) setOpt(reply.options, Opt.HostName, hostname);
 }
 

@@ -2,6 +2,8 @@
 // a pool per range, reservations by MAC, and the interface each one is served on.
 import type { SubnetConfig } from '../config/schema.js';
 import { AddressPool, intToIp, ipToInt } from './pool.js';
+import { Opt, type OptionMap } from './packet.js';
+import { setOpt } from './options.js';
 
 export interface Reservation {
   mac: string;
@@ -23,6 +25,8 @@ export interface ServedSubnet {
   reservations: Map<string, Reservation>;
   /** reserved addresses (ints), never handed out dynamically */
   reserved: Set<number>;
+  /** the subnet's own options (1, 3, 6, 15, 28), encoded once */
+  options: OptionMap;
 }
 
 const maskOf = (len: number) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
@@ -54,7 +58,13 @@ export function buildSubnet(config: SubnetConfig, exclude: Iterable<string> = []
     config,
     reservations,
     reserved,
+    options: new Map(),
   };
+  setOpt(s.options, Opt.SubnetMask, s.mask);
+  if (config.routers?.length) setOpt(s.options, Opt.Routers, config.routers);
+  if (config.dns_servers?.length) setOpt(s.options, Opt.DnsServers, config.dns_servers);
+  if (config.domain_name) setOpt(s.options, Opt.DomainName, config.domain_name);
+  setOpt(s.options, Opt.BroadcastAddress, s.broadcast);
   if (config.range) {
     const never = new Set<number>(reserved);
     for (const a of exclude) {
