@@ -21,7 +21,7 @@ epoch="${SOURCE_DATE_EPOCH:-1704067200}"
 # PCI transport; without it virtio_net loads but finds no device).
 wanted_modules=(e1000 virtio_pci virtio_net)
 
-file "$busybox" | grep -q 'statically linked' \
+[[ -x "$busybox" ]] && [[ "$(ldd "$busybox" 2>&1 || true)" == *'not a dynamic executable'* ]] \
   || { echo "build-initrd: $busybox is not a static busybox (install busybox-static)" >&2; exit 1; }
 
 # Load order: every module after the modules its .ko names in depends=.

@@ -257,7 +257,7 @@ declare -A pattern=(
   [init]='^KABOOT-LAB-INIT '
 )
 declare -A seen_at=()
-since_start() { echo "$(date +%s.%N) - $started" | bc | xargs printf '%.1f'; }
+since_start() { awk -v now="$(date +%s.%N)" -v t0="$started" 'BEGIN { printf "%.1f", now - t0 }'; }
 deadline=$(( $(date +%s) + timeout_s ))
 marker=""
 while :; do
@@ -274,7 +274,7 @@ while :; do
   (( $(date +%s) < deadline )) || fail "no marker after ${timeout_s} s"
   sleep 0.2
 done
-elapsed=$(echo "$(date +%s.%N) - $started" | bc)
+elapsed="$(since_start)"
 got_ip="$(sed -n 's/.* ip=\([0-9.]*\).*/\1/p' <<<"$marker")"
 got_mac="$(sed -n 's/.* mac=\([0-9a-f:]*\).*/\1/p' <<<"$marker")"
 uptime="$(sed -n 's/.* uptime=\([0-9.]*\).*/\1/p' <<<"$marker")"
@@ -287,5 +287,5 @@ if [[ "${LAB_VERBOSE:-0}" == 1 ]]; then show_logs; fi
 log "marker after ${elapsed} s: $marker"
 phases=""
 for m in "${milestones[@]}"; do phases+=" $m=${seen_at[$m]:--}"; done
-echo "LAB-PHASES mode=$mode$phases marker=$(printf '%.1f' "$elapsed")"
-echo "LAB-RESULT mode=$mode ip=$got_ip mac=$got_mac seconds=$(printf '%.1f' "$elapsed") guest_uptime=$uptime"
+echo "LAB-PHASES mode=$mode$phases marker=$elapsed"
+echo "LAB-RESULT mode=$mode ip=$got_ip mac=$got_mac seconds=$elapsed guest_uptime=$uptime"
