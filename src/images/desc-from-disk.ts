@@ -82,7 +82,7 @@ export function descFromTable(facts: DiskFacts): DescPlan {
   const reaches = (p: SfdiskPartition, end: number) => end - (p.start + p.size) < grain;
 
   const out: DescPartition[] = [];
-  for (const p of [...primaries, ...logicals]) {
+  for (const p of [...primaries, ...logicals].sort(byStart)) {
     const logical = !gpt && p.number > 4;
     const kind = gpt ? kindOfGptGuid(p.type) : kindOfDosCode(p.type);
     const code = gpt ? p.type.toUpperCase() : normalizeDosCode(p.type);
