@@ -31,11 +31,13 @@ const { values } = parseArgs({
     unthrottled: { type: 'string', default: '1,2' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    quiet: { type: 'string' },
+    'quiet-wait': { type: 'string', default: '180' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE] [--keep]');
+  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE] [--keep] [--quiet PCT [--quiet-wait SEC]]');
   process.exit(0);
 }
 
@@ -74,6 +76,8 @@ export interface RunResult {
   cpuPerGibMax: number | null;
   /** share of the machine's CPUs (all cores) busy during the run, % */
   hostBusy: number;
+  /** 1-minute load average when the run started (other work on the machine skews every figure) */
+  load: number;
   /** kaboot only: the session's own figure, bytes over ka-server's transferMs, MB/s */
   sessionMbps?: number;
   error?: string;
@@ -85,11 +89,28 @@ function timeoutFor(method: string, n: number, size: number): number {
   return 45_000 + (perGib * 1000 * size) / GIB;
 }
 
+/**
+ * On a shared machine: wait (at most `maxS` seconds) until the machine's CPUs were less
+ * than `pct` % busy over one second, so a run does not start in the middle of someone
+ * else's burst. Returns the busy share last seen.
+ */
+async function waitQuiet(pct: number, maxS: number): Promise<number> {
+  const deadline = Date.now() + maxS * 1000;
+  for (;;) {
+    const a = hostCpu();
+    await sleep(1000);
+    const b = hostCpu();
+    const busy = (100 * (b.busy - a.busy)) / Math.max(1, b.total - a.total);
+    if (busy < pct || Date.now() > deadline) return busy;
+  }
+}
+
 async function runOnce(bl: BroadcastLab, method: Method, file: string, size: number, expected: string, work: string): Promise<RunResult> {
   const n = bl.receivers.length;
   const dir = join(work, `${method.name}-n${n}-${bl.throttled ? 'tbf' : 'free'}-${size}`);
   mkdirSync(dir, { recursive: true });
-  const base = { method: method.name, n, size, throttled: bl.throttled };
+  const load = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  const base = { method: method.name, n, size, throttled: bl.throttled, load };
   const cpu0 = hostCpu();
   let error: string | undefined;
   let ends: number[] = [];
@@ -195,11 +216,11 @@ async function makeSource(work: string, size: number): Promise<{ file: string; d
 }
 
 function printTable(rows: RunResult[]) {
-  console.log('| method | N | size | link | seconds | MB/s per receiver (slowest) | MB/s (mean) | digests ok | CPU s/GiB per receiver (mean / max) | host CPU busy | note |');
-  console.log('|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|');
+  console.log('| method | N | size | link | seconds | MB/s per receiver (slowest) | MB/s (mean) | digests ok | CPU s/GiB per receiver (mean / max) | host CPU busy | load | note |');
+  console.log('|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
     console.log(
-      `| ${r.method} | ${r.n} | ${sizeName(r.size)} | ${r.throttled ? '1 Gbit tbf' : 'unthrottled'} | ${fmt(r.seconds)} | ${fmt(r.mbps)} | ${fmt(r.meanMbps)} | ${r.digestsOk}/${r.n} | ${fmt(r.cpuPerGib, 2)} / ${fmt(r.cpuPerGibMax, 2)} | ${r.hostBusy.toFixed(0)}% | ${[r.sessionMbps !== undefined ? `session ${r.sessionMbps.toFixed(1)} MB/s` : '', r.error ?? ''].filter(Boolean).join('; ')} |`,
+      `| ${r.method} | ${r.n} | ${sizeName(r.size)} | ${r.throttled ? '1 Gbit tbf' : 'unthrottled'} | ${fmt(r.seconds)} | ${fmt(r.mbps)} | ${fmt(r.meanMbps)} | ${r.digestsOk}/${r.n} | ${fmt(r.cpuPerGib, 2)} / ${fmt(r.cpuPerGibMax, 2)} | ${r.hostBusy.toFixed(0)}% | ${r.load.toFixed(1)} | ${[r.sessionMbps !== undefined ? `session ${r.sessionMbps.toFixed(1)} MB/s` : '', r.error ?? ''].filter(Boolean).join('; ')} |`,
     );
   }
 }
@@ -242,10 +263,14 @@ async function main() {
         const bl = await createBroadcastLab(step.n, step.throttled);
         try {
           for (const method of step.methods) {
+            if (values.quiet) {
+              const busy = await waitQuiet(Number(values.quiet), Number(values['quiet-wait']));
+              if (busy >= Number(values.quiet)) console.error(`machine still ${busy.toFixed(0)}% busy after ${values['quiet-wait']} s; running anyway`);
+            }
             const r = await runOnce(bl, method, file, size, digest, work);
             rows.push(r);
             console.error(
-              `${r.method} N=${r.n} ${sizeName(size)} ${step.throttled ? 'tbf' : 'free'}: ${fmt(r.seconds)} s, ${fmt(r.mbps)} MB/s, ${r.digestsOk}/${r.n} ok, ${fmt(r.cpuPerGib, 2)} CPU s/GiB, host ${r.hostBusy.toFixed(0)}%${r.error ? ` — ${r.error}` : ''}`,
+              `${r.method} N=${r.n} ${sizeName(size)} ${step.throttled ? 'tbf' : 'free'}: ${fmt(r.seconds)} s, ${fmt(r.mbps)} MB/s, ${r.digestsOk}/${r.n} ok, ${fmt(r.cpuPerGib, 2)} CPU s/GiB, host ${r.hostBusy.toFixed(0)}%, load ${r.load.toFixed(1)}${r.error ? ` — ${r.error}` : ''}`,
             );
             await sleep(500);
           }
