@@ -48,6 +48,8 @@ export interface LogLine {
 export class RunningServer {
   readonly lines: LogLine[] = [];
   private listeners: ((l: LogLine) => void)[] = [];
+  /** set for `kaboot serve`: stats and leases come from its HTTP API */
+  api?: (path: string) => Promise<unknown>;
   constructor(readonly proc: ResultPromise) {
     let buf = '';
     proc.stdout?.on('data', (d: Buffer) => {
@@ -100,8 +102,9 @@ export class RunningServer {
     });
   }
 
-  /** Ask for stats (SIGUSR2) and wait for them. */
+  /** The DHCP stats: from GET /api/health under `kaboot serve`, else by SIGUSR2 to the runner. */
   async stats(): Promise<DhcpStats & { rss?: number }> {
+    if (this.api) return (await this.api('/api/health') as { dhcp: DhcpStats }).dhcp;
     const p = this.waitFor((l) => l.msg === 'dhcp stats', 10_000, false);
     process.kill(this.pid, 'SIGUSR2');
     const l = await p;
@@ -145,4 +148,36 @@ export function parseEnv(text: string): Record<string, string> {
     if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
   }
   return out;
+}
+
+/** Where `kaboot serve` is told to listen for HTTP in these tests (inside the namespace). */
+export const SERVE_HTTP_PORT = 8080;
+
+/**
+ * Start `kaboot serve --config FILE` in `ns` (from source, through tsx, so no build is
+ * needed and the code under test is the working tree's) and wait for "kaboot ready".
+ * Its DHCP stats and leases are read from its HTTP API with curl inside the namespace.
+ */
+export async function startServe(lab: NetLab, ns: string, configFile: string): Promise<RunningServer> {
+  const entry = `import(${JSON.stringify(join(REPO, 'src/cli/main.ts'))}).then((m) => m.main(['serve', '--config', ${JSON.stringify(configFile)}])).then((code) => process.exit(code))`;
+  const proc = lab.spawn(ns, ['node', '--import', 'tsx', '--input-type=module', '-e', entry], { cwd: REPO, stdout: 'pipe', stderr: 'pipe', buffer: false });
+  const srv = new RunningServer(proc);
+  srv.api = async (path: string) => {
+    const r = await lab.exec(ns, ['curl', '-sS', '--max-time', '10', `http://127.0.0.1:${SERVE_HTTP_PORT}${path}`], { reject: false });
+    if (r.exitCode !== 0) throw new Error(`GET ${path}: ${String(r.stderr)}`);
+    return JSON.parse(String(r.stdout)) as unknown;
+  };
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    await srv.waitFor((l) => l.msg === 'kaboot ready', 60_000);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstderr: ${stderr}`);
+  }
+  return srv;
+}
+
+/** writeDhcpConfig for `kaboot serve`: HTTP on (the API), TFTP off. */
+export function writeServeConfig(dir: string, dhcp: Record<string, unknown>): string {
+  return writeDhcpConfig(dir, dhcp, { http: { enabled: true, port: SERVE_HTTP_PORT, address: '0.0.0.0' } });
 }

@@ -1,13 +1,13 @@
 // kill -9 during a burst of leases: every lease the server acknowledged is still there
 // after a restart, for both lease_sync modes. The burst client records each ACK the
 // moment it arrives; the restarted server must hold every one of them and offer each
-// client the same address again.
+// client the same address again. The server is `kaboot serve` itself.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { REPO, startDhcp, tempDir, writeDhcpConfig, type TempDir } from '../helpers/dhcp-lab.js';
+import { REPO, startServe, tempDir, writeServeConfig, type TempDir } from '../helpers/dhcp-lab.js';
 import type { LeaseView } from '../../src/dhcp/leases.js';
 
 let lab: NetLab;
@@ -41,8 +41,8 @@ for (const sync of ['write', 'fsync'] as const) {
   test(`kill -9 during a burst loses no acknowledged lease (lease_sync ${sync})`, async () => {
     const base = join(dir.path, sync);
     mkdirSync(base, { recursive: true });
-    const cfg = writeDhcpConfig(base, { mode: 'full', lease_sync: sync, subnets: [{ subnet: '10.51.0.0/16', range: ['10.51.1.0', '10.51.63.255'], lease_time: 3600 }] });
-    const server = await startDhcp(lab, srv.ns, cfg);
+    const cfg = writeServeConfig(base, { mode: 'full', lease_sync: sync, subnets: [{ subnet: '10.51.0.0/16', range: ['10.51.1.0', '10.51.63.255'], lease_time: 3600 }] });
+    const server = await startServe(lab, srv.ns, cfg);
     const acks = join(base, 'acks.jsonl');
     const burst = lab.spawn(cli.ns, [
       'node', '--import', 'tsx', join(REPO, 'test/helpers/dhcp-burst.ts'),
@@ -59,9 +59,8 @@ for (const sync of ['write', 'fsync'] as const) {
     assert.ok(JSON.parse(String(done.stdout).trim().split('\n').pop()!).failed > 0, 'the burst was cut by the kill');
 
     // Restart: the lease table read from disk must hold every acknowledged lease.
-    const dump = join(base, 'leases-after.json');
-    const again = await startDhcp(lab, srv.ns, cfg, { leasesOut: dump });
-    const leases = JSON.parse(readFileSync(dump, 'utf8')) as LeaseView[];
+    const again = await startServe(lab, srv.ns, cfg);
+    const { leases } = (await again.api!('/api/leases')) as { leases: LeaseView[] };
     const byIp = new Map(leases.map((l) => [l.address, l]));
     const missing = acked.filter((a) => byIp.get(a.ip)?.mac !== a.mac || byIp.get(a.ip)?.state !== 'bound');
     assert.deepEqual(missing.slice(0, 5), [], `${missing.length} of ${acked.length} acknowledged leases lost`);

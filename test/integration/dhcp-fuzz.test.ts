@@ -1,11 +1,12 @@
 // 100,000+ random and mutated datagrams to ports 67 and 4011, in full mode and in
-// proxy mode; then the server process is alive and a real client is still served.
+// proxy mode; then the server process (`kaboot serve`) is alive and a real client is
+// still served.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { envDumpScript, parseEnv, REPO, startDhcp, tempDir, writeDhcpConfig, type TempDir } from '../helpers/dhcp-lab.js';
+import { envDumpScript, parseEnv, REPO, startServe, tempDir, writeServeConfig, type TempDir } from '../helpers/dhcp-lab.js';
 import { MessageType } from '../../src/dhcp/packet.js';
 
 let lab: NetLab;
@@ -36,8 +37,8 @@ async function fuzz(count: number) {
 test('full mode: 100,000 bad datagrams, then udhcpc still gets a lease from a live server', async () => {
   const base = join(dir.path, 'full');
   mkdirSync(base, { recursive: true });
-  const cfg = writeDhcpConfig(base, { mode: 'full', offer_hold: 5, subnets: [{ subnet: '10.61.0.0/16', range: ['10.61.1.0', '10.61.255.254'], routers: ['10.61.0.254'] }] });
-  const server = await startDhcp(lab, srv.ns, cfg);
+  const cfg = writeServeConfig(base, { mode: 'full', offer_hold: 5, subnets: [{ subnet: '10.61.0.0/16', range: ['10.61.1.0', '10.61.255.254'], routers: ['10.61.0.254'] }] });
+  const server = await startServe(lab, srv.ns, cfg);
   const res = await fuzz(100_000);
   assert.ok(server.alive(), 'the server survived');
   const stats = await server.stats();
@@ -58,8 +59,8 @@ test('full mode: 100,000 bad datagrams, then udhcpc still gets a lease from a li
 test('proxy mode: 100,000 bad datagrams, then a PXE client still gets its boot file', async () => {
   const base = join(dir.path, 'proxy');
   mkdirSync(base, { recursive: true });
-  const cfg = writeDhcpConfig(base, { mode: 'proxy' });
-  const server = await startDhcp(lab, srv.ns, cfg);
+  const cfg = writeServeConfig(base, { mode: 'proxy' });
+  const server = await startServe(lab, srv.ns, cfg);
   const res = await fuzz(100_000);
   assert.ok(server.alive(), 'the server survived');
   const stats = await server.stats();
