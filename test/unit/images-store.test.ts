@@ -16,7 +16,7 @@ async function tinyTar(): Promise<Buffer> {
   const t = join(work, 'tree');
   await mkdir(join(t, 'etc'), { recursive: true });
   await writeFile(join(t, 'etc/fstab'), '/dev/vda1 / ext4 defaults 0 1\n');
-  return (await execa('tar', ['--create', '--format=posix', '--numeric-owner', '-C', t, '.'], { encoding: 'buffer' })).stdout;
+  return Buffer.from((await execa('tar', ['--create', '--format=posix', '--numeric-owner', '-C', t, '.'], { encoding: 'buffer' })).stdout);
 }
 
 test('image names: no path escapes, nothing hidden, bounded length', () => {

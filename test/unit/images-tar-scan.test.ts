@@ -25,7 +25,7 @@ before(async () => {
   await mkdir(deep, { recursive: true });
   await writeFile(join(deep, 'c'.repeat(120)), 'long path');
   await execa('setfacl', ['-m', 'u:1234:rw', join(t, 'big')]);
-  archive = (await execa('tar', ['--create', '--format=posix', '--sparse', '--acls', '--xattrs', '--numeric-owner', '--blocking-factor=1', '-C', t, '.'], { encoding: 'buffer' })).stdout;
+  archive = Buffer.from((await execa('tar', ['--create', '--format=posix', '--sparse', '--acls', '--xattrs', '--numeric-owner', '--blocking-factor=1', '-C', t, '.'], { encoding: 'buffer' })).stdout);
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
