@@ -99,6 +99,10 @@ export interface SessionResult {
   nodes: NodeSummary[];
   refused: number;
   droppedPeers: number;
+  /** bytes the source served from its spool (gaps behind its ring) */
+  spoolGapBytes: number;
+  /** CPU time of the coordinator process during the session (user + system), ms */
+  cpuMs: number;
   events: SessionEvent[];
 }
 
@@ -186,6 +190,11 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   const statsMs = opts.statsIntervalMs ?? 1000;
   const deadAfter = opts.deadAfterMs ?? 5000;
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
+  const cpuNow = () => {
+    const c = process.cpuUsage(cpu0);
+    return Math.round((c.user + c.system) / 1000);
+  };
   const events: SessionEvent[] = [];
   const event = (kind: SessionEvent['kind'], node?: number, detail?: Record<string, unknown>) => events.push({ atMs: Date.now() - t0, kind, node, detail });
 
@@ -590,6 +599,8 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
       nodes: summaries(),
       refused,
       droppedPeers,
+      spoolGapBytes: relay.gapBytesTotal,
+      cpuMs: cpuNow(),
       events,
     };
     res.ok = res.nodes.length > 0 && res.nodes.every((n) => n.ok) && !sourceError;
@@ -634,6 +645,8 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
       nodes: summaries(),
       refused,
       droppedPeers,
+      spoolGapBytes: relay.gapBytesTotal,
+      cpuMs: cpuNow(),
       events,
     });
   };

@@ -55,6 +55,8 @@ export interface NodeResult {
   error: string | null;
   /** bytes that reached this node's children through it from the spool */
   childGapBytes: number;
+  /** CPU time this process used from joining to the end (user + system), ms */
+  cpuMs: number;
 }
 
 const CONTROL_MS = 15_000;
@@ -65,7 +67,8 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
   const key = secretKey(opts.secret);
   const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
 
-  const result: NodeResult = { nodeId: null, name, ok: false, bytes: 0, rate: 0, digestOk: false, digest: null, exitCode: null, durationMs: 0, error: null, childGapBytes: 0 };
+  const result: NodeResult = { nodeId: null, name, ok: false, bytes: 0, rate: 0, digestOk: false, digest: null, exitCode: null, durationMs: 0, error: null, childGapBytes: 0, cpuMs: 0 };
+  const cpu0 = process.cpuUsage();
   const started = Date.now();
   let firstByteAt = 0;
   let lastByteAt = 0;
@@ -313,7 +316,7 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
     });
 
     await done;
-    result.childGapBytes = relay ? (relay as Relay).readerStats().reduce((n, s) => n + s.gapBytes, 0) : 0;
+    result.childGapBytes = relay ? (relay as Relay).gapBytesTotal : 0;
   } catch (e) {
     result.error = e instanceof Error ? e.message : String(e);
     result.ok = false;
@@ -327,6 +330,8 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
     }
   } finally {
     result.durationMs = Date.now() - started;
+    const cpu = process.cpuUsage(cpu0);
+    result.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
     await cleanup();
   }
   return result;

@@ -87,6 +87,8 @@ export class Relay {
   digest: Buffer | null = null;
   ownDigest: Buffer | null = null;
   paused = false;
+  /** bytes readers took from the spool (gaps) */
+  gapBytesTotal = 0;
   private pausedSince = 0;
   private pausedMsTotal = 0;
   private winPausedMs = 0;
@@ -315,6 +317,7 @@ export class Relay {
     r.cursor += buf.length;
     r.bytes += buf.length;
     r.gapBytes += buf.length;
+    this.gapBytesTotal += buf.length;
     r.winBytes += buf.length;
     const sink = r.sink as Sink;
     if (!sink.write(at, buf)) this.wait(r, sink);
