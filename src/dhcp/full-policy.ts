@@ -105,6 +105,8 @@ function leaseOptions(reply: DhcpPacket, ctx: FullPolicyContext, times: LeaseTim
 
 /** Boot information for a client that network-boots (PXE, HTTP boot, iPXE). */
 function withBoot(req: DhcpPacket, reply: DhcpPacket, ctx: FullPolicyContext): { pxe: boolean; pxelinux: boolean; boot?: { client: BootClient; decision: BootDecision } } {
+  // Most clients say nothing of network boot: skip the work for them.
+  if (!req.options.has(Opt.VendorClass) && !req.options.has(Opt.UserClass) && !req.options.has(Opt.Ipxe)) return { pxe: false, pxelinux: false };
   const client = bootClientOf(req);
   if (!isPxeVendor(client.vendorClass) && !client.ipxe) return { pxe: false, pxelinux: false };
   const decision = ctx.decide(client);

@@ -104,10 +104,11 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
   const subnets = dhcp.mode === 'full' ? dhcp.subnets.map((s) => buildSubnet(s, ourAddresses)) : [];
   const leases = opts.leases ?? new LeaseTable({ subnets, ...(dhcp.mode === 'full' ? { stateDir: config.state_dir } : {}), sync: dhcp.lease_sync, now: now() });
   const served: Served[] = opts.interfaces.map((iface) => {
-    const address = iface.addresses[0]?.address ?? ZERO;
     const subnet =
       subnets.find((s) => s.config.interface === iface.name) ??
       subnets.find((s) => s.config.interface === undefined && iface.addresses.some((a) => inSubnet(s, ipToInt(a.address))));
+    // The server id is our address inside the subnet served here, when the interface has several.
+    const address = (subnet && iface.addresses.find((a) => inSubnet(subnet, ipToInt(a.address)))?.address) ?? iface.addresses[0]?.address ?? ZERO;
     return { iface, address, ...(subnet ? { subnet } : {}) };
   });
   const stats: DhcpStats = { received: 0, decodeErrors: 0, silent: 0, offers: 0, acks: 0, naks: 0, exhausted: 0, sendErrors: 0, commitErrors: 0, sendDropped: 0, leases: 0 };
@@ -189,6 +190,11 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     let outcome: Outcome;
     let mode: string;
     const t = now();
+    if (kind === 'pxe' && dhcp.mode === 'full' && !subnetForRequest(req.giaddr, s.subnet, subnets)) {
+      // Full mode serves only the networks it was configured for, boot information included.
+      stats.silent++;
+      return;
+    }
     if (kind === 'pxe' || dhcp.mode === 'proxy') {
       mode = kind === 'pxe' ? 'pxe' : 'proxy';
       const nextServer = s.subnet?.config.next_server ?? s.address;
