@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { decodePacket, encodePacket, maxReplySize, BOOTP_MIN_SIZE, type DecodeResult } from '../../src/dhcp/codec.js';
 import { DhcpEncodeError, type DhcpDecodeErrorCode } from '../../src/dhcp/errors.js';
 import { getOpt, setOpt } from '../../src/dhcp/options.js';
+import { DiscoveryControl } from '../../src/dhcp/pxe-options.js';
+import { walkTlvs } from '../../src/dhcp/wire.js';
 import { BOOTREPLY, BOOTREQUEST, MessageType, Opt, macOf, type DhcpPacket } from '../../src/dhcp/packet.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/dhcp/', import.meta.url));
@@ -139,9 +141,77 @@ describe('fixtures captured from real clients', () => {
     }
   });
 
+  test('ProxyDHCP exchange with dnsmasq, BIOS: PXE menu in 43, then the 4011 boot server request', () => {
+    const offer = decoded(fixture('dnsmasq-proxy-bios-offer.bin'));
+    assert.equal(offer.op, BOOTREPLY);
+    assert.equal(offer.yiaddr, '0.0.0.0', 'a proxy offers no address');
+    assert.equal(getOpt(offer.options, Opt.MessageType), MessageType.Offer);
+    assert.equal(getOpt(offer.options, Opt.ServerId), '10.77.0.2');
+    assert.equal(getOpt(offer.options, Opt.VendorClass), 'PXEClient');
+    assert.deepEqual(getOpt(offer.options, Opt.VendorSpecific), {
+      discoveryControl: DiscoveryControl.NoBroadcast | DiscoveryControl.NoMulticast,
+      bootServers: [{ type: 0x8000, addresses: ['10.77.0.2'] }],
+      bootMenu: [{ type: 0x8000, description: 'kaboot BIOS' }],
+      menuPrompt: { timeout: 0, prompt: 'kaboot' },
+    });
+    assert.deepEqual(getOpt(offer.options, Opt.ClientUuid), { type: 0, uuid: '8c1f5c52-1d3c-4e0a-9d8b-0123456789ab' });
+
+    const req = decoded(fixture('ipxe-bios-request-4011.bin'));
+    assert.equal(getOpt(req.options, Opt.MessageType), MessageType.Request);
+    assert.equal(req.ciaddr, '10.77.0.100');
+    assert.equal(getOpt(req.options, Opt.VendorClass), 'PXEClient', 'iPXE drops the Arch part on 4011');
+    assert.deepEqual(getOpt(req.options, Opt.VendorSpecific), { bootItem: { type: 0x8000, layer: 0 } });
+    assert.deepEqual(getOpt(req.options, Opt.UserClass), ['iPXE']);
+
+    const ack = decoded(fixture('dnsmasq-proxy-bios-ack-4011.bin'));
+    assert.equal(getOpt(ack.options, Opt.MessageType), MessageType.Ack);
+    assert.equal(ack.siaddr, '10.77.0.2');
+    assert.equal(ack.file, 'pxelinux.0');
+    assert.deepEqual(getOpt(ack.options, Opt.VendorSpecific), { bootItem: { type: 0x8000, layer: 0 }, menuPrompt: { timeout: 0, prompt: 'kaboot' } });
+  });
+
+  test('ProxyDHCP exchange with dnsmasq, UEFI: OVMF asks port 4011 without a boot item', () => {
+    const offer = decoded(fixture('dnsmasq-proxy-uefi-offer.bin'));
+    assert.equal(getOpt(offer.options, Opt.VendorClass), 'PXEClient');
+    assert.equal(offer.options.has(Opt.VendorSpecific), false);
+    assert.equal(offer.siaddr, '10.77.0.2');
+    const req = decoded(fixture('ovmf-pxe-request-4011.bin'));
+    assert.equal(getOpt(req.options, Opt.MessageType), MessageType.Request);
+    assert.equal(req.ciaddr, '10.77.0.100');
+    assert.deepEqual(getOpt(req.options, Opt.ClientArch), [7]);
+    assert.equal(req.options.has(Opt.VendorSpecific), false);
+    const ack = decoded(fixture('dnsmasq-proxy-uefi-ack-4011.bin'));
+    assert.equal(ack.file, 'ipxe.0');
+    assert.equal(ack.sname, '10.77.0.2');
+    assert.equal(ack.xid, req.xid);
+  });
+
+  test("isc-dhcpd's overloaded replies: options in file, one split across areas, no End", () => {
+    for (const name of ['isc-dhcpd-offer.bin', 'isc-dhcpd-ack.bin']) {
+      const b = fixture(name);
+      assert.equal(b.length, 548, 'isc-dhcpd fills the 576-byte datagram');
+      assert.deepEqual([...b.subarray(545, 548)], [52, 1, 1], 'option 52 closes the options field, which has no End');
+      const p = decoded(b);
+      assert.equal(p.file, '');
+      assert.equal(p.sname, '');
+      assert.equal(p.options.has(Opt.Overload), false);
+      assert.equal(p.options.get(17)?.toString(), '/srv/isc/' + '0123456789'.repeat(19));
+      assert.equal(p.options.get(40)?.toString(), 'nis-' + 'n'.repeat(60), 'option 40 lives in the file field');
+      assert.equal(p.options.get(18)?.toString(), '/ext/' + 'e'.repeat(60), 'option 18 is split between options and file');
+      const codes = (from: number, to: number) => {
+        const w = walkTlvs(b, from, to);
+        return w.ok ? w.items.map((t) => t.code) : [];
+      };
+      assert.ok(codes(240, 548).includes(18) && codes(108, 236).includes(18), 'option 18 has a part in each area');
+      assert.deepEqual(codes(108, 236), [40, 18]);
+      assert.equal(getOpt(p.options, Opt.DomainName), 'lab.example');
+      assert.equal(p.yiaddr, '10.77.0.100');
+    }
+  });
+
   test('every fixture round-trips through encode and decode', () => {
     const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.bin'));
-    assert.ok(files.length >= 12);
+    assert.ok(files.length >= 20);
     for (const f of files) {
       const p = decoded(fixture(f));
       const again = decoded(encodePacket(p, { maxSize: 1500 }));
