@@ -44,6 +44,9 @@ interface Peer {
   settle: number;
 }
 
+/** kaboot's log per namespace: its stats line gives the lease writes and their grouping */
+const kabootOut = new Map<string, string>();
+
 const pinned = (cmd: string[]) => ['taskset', '-c', SERVER_CPU, ...cmd];
 
 function kaboot(sync: 'write' | 'fsync'): Peer {
@@ -57,6 +60,8 @@ function kaboot(sync: 'write' | 'fsync'): Peer {
         subnets: [{ subnet: SUBNET, range: [...RANGE], lease_time: 3600 }],
       });
       const p = lab.spawn(ns, pinned(['node', '--import', 'tsx', join(REPO, 'test/helpers/dhcp-runner.ts'), '--config', cfg]), { cwd: REPO, stdout: 'pipe', stderr: 'pipe', buffer: false });
+      kabootOut.set(ns, '');
+      p.stdout?.on('data', (d: Buffer) => kabootOut.set(ns, kabootOut.get(ns) + d.toString()));
       await new Promise<void>((res, rej) => {
         let out = '';
         const t = setTimeout(() => rej(new Error(`kaboot did not start: ${out}`)), 30_000);
@@ -145,6 +150,8 @@ interface Result {
   peakRssMiB?: number;
   /** server CPU time per completed exchange at the best step, µs */
   cpuUsPerLease?: number;
+  /** kaboot: lease writes per write(2) (and per fdatasync with fsync), over the whole run */
+  leasesPerWrite?: number;
 }
 
 function peakRss(pid: number): number | undefined {
@@ -211,12 +218,21 @@ async function measure(key: string, peer: Peer, root: string): Promise<Result> {
     }
     // kaboot's runner is the process spawned: ip netns exec and taskset exec into node.
     const rss = key.startsWith('kaboot') && proc.pid ? peakRss(proc.pid) : undefined;
+    let leasesPerWrite: number | undefined;
+    if (key.startsWith('kaboot') && proc.pid) {
+      process.kill(proc.pid, 'SIGUSR2');
+      await new Promise((r) => setTimeout(r, 500));
+      const line = (kabootOut.get(srv.ns) ?? '').split('\n').reverse().find((l) => l.includes('"dhcp stats"'));
+      const j = line ? (JSON.parse(line) as { stats?: { journal?: { written: number; batches: number } } }).stats?.journal : undefined;
+      if (j && j.batches > 0) leasesPerWrite = j.written / j.batches;
+    }
     return {
       peer: peer.name,
       rate: best?.rate ?? 0,
       steps,
       ...(rss !== undefined ? { peakRssMiB: rss } : {}),
       ...(bestCpu !== undefined ? { cpuUsPerLease: bestCpu } : {}),
+      ...(leasesPerWrite !== undefined ? { leasesPerWrite } : {}),
     };
   } finally {
     await lab.destroy();
@@ -242,7 +258,10 @@ const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join('
 console.log(`\nperfdhcp as a relay, ${values.seconds} s per step, ${values.clients} clients, pool ${RANGE[0]}-${RANGE[1]} (${ipToInt(RANGE[1]) - ipToInt(RANGE[0]) + 1} addresses); server on CPU ${SERVER_CPU}, perfdhcp on CPU ${CLIENT_CPU}; load average at the end: ${load}`);
 console.log('peer'.padEnd(18) + 'leases/s (4-way)'.padStart(18) + '   server CPU/lease   peak RSS');
 for (const r of results) {
-  console.log(r.peer.padEnd(18) + r.rate.toFixed(0).padStart(18) + (r.cpuUsPerLease ? `${r.cpuUsPerLease.toFixed(0).padStart(15)} µs` : ''.padStart(18)) + (r.peakRssMiB ? `   ${r.peakRssMiB.toFixed(0)} MiB` : ''));
+  console.log(
+    r.peer.padEnd(18) + r.rate.toFixed(0).padStart(18) + (r.cpuUsPerLease ? `${r.cpuUsPerLease.toFixed(0).padStart(15)} µs` : ''.padStart(18)) +
+      (r.peakRssMiB ? `   ${r.peakRssMiB.toFixed(0)} MiB` : '') + (r.leasesPerWrite ? `   ${r.leasesPerWrite.toFixed(1)} leases per write` : ''),
+  );
 }
 const kw = byName('kaboot (write)');
 const kf = byName('kaboot (fsync)');
