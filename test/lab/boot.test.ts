@@ -17,22 +17,32 @@ interface LabResult {
   mode: string;
   ip: string;
   mac: string;
+  via: string;
   seconds: string;
 }
 
+function lineStarting(stdout: string, prefix: string): string | undefined {
+  return stdout.split('\n').find((l) => l.startsWith(prefix));
+}
+
 function parseResult(stdout: string): LabResult | undefined {
-  const line = stdout.split('\n').find((l) => l.startsWith('LAB-RESULT '));
+  const line = lineStarting(stdout, 'LAB-RESULT ');
   if (!line) return undefined;
   const fields = Object.fromEntries(
     line.split(' ').slice(1).map((kv) => kv.split('=', 2) as [string, string]),
   );
-  const { mode, ip, mac, seconds } = fields;
-  if (!mode || !ip || !mac || !seconds) return undefined;
-  return { mode, ip, mac, seconds };
+  const { mode, ip, mac, via, seconds } = fields;
+  if (!mode || !ip || !mac || !via || !seconds) return undefined;
+  return { mode, ip, mac, via, seconds };
 }
 
-for (const mode of ['bios', 'uefi'] as const) {
-  test(`lab: a ${mode.toUpperCase()} VM PXE-boots from kaboot to the initrd's marker`, { timeout: (markerTimeoutSeconds + 120) * 1000 }, async (t) => {
+const paths = [
+  { mode: 'bios', via: 'tftp' },
+  { mode: 'uefi', via: 'http' },
+] as const;
+
+for (const { mode, via } of paths) {
+  test(`lab: a ${mode.toUpperCase()} VM PXE-boots from kaboot (kernel and initrd over ${via.toUpperCase()}) to the initrd's marker`, { timeout: (markerTimeoutSeconds + 120) * 1000 }, async (t) => {
     const run = await execa('bash', [labScript, mode], {
       reject: false,
       all: true,
@@ -47,10 +57,16 @@ for (const mode of ['bios', 'uefi'] as const) {
     const result = parseResult(run.stdout);
     assert.ok(result, `lab.sh ${mode} printed no LAB-RESULT line:\n${run.all}`);
     assert.equal(result.mode, mode);
+    assert.equal(result.via, via);
     assert.match(result.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
     assert.ok(ipaddr.IPv4.isValidFourPartDecimal(result.ip), `not an IPv4 address: ${result.ip}`);
     assert.ok(ipaddr.IPv4.parse(result.ip).match(labSubnet), `${result.ip} is outside the lab subnet 10.99.0.0/24`);
-    const phases = run.stdout.split('\n').find((l) => l.startsWith('LAB-PHASES '));
-    t.diagnostic(`${mode}: ${result.ip} for ${result.mac}, marker after ${result.seconds} s${phases ? ` (${phases})` : ''}`);
+    const cmdline = lineStarting(run.stdout, 'LAB-CMDLINE ') ?? '';
+    // iPXE on UEFI hands the kernel its initrd only when the command line names it.
+    assert.match(cmdline, /(^| )initrd=all\.rdz( |$)/, `kernel command line without initrd=all.rdz: ${cmdline}`);
+    assert.match(cmdline, / console=ttyS0/, `kernel command line without boot.append: ${cmdline}`);
+    t.diagnostic(`${mode}: ${result.ip} for ${result.mac} via ${result.via}, marker after ${result.seconds} s`);
+    t.diagnostic(lineStarting(run.stdout, 'LAB-PHASES ') ?? 'no LAB-PHASES line');
+    t.diagnostic(cmdline);
   });
 }

@@ -11,9 +11,10 @@
 #   KABOOT-LAB-MARKER ip=<address> mac=<mac>
 # on ttyS0. Exit 0 once that marker is seen; otherwise non-zero, with the tails of the
 # serial log and of the server's log. On success the last line of stdout is
-#   LAB-RESULT mode=<bios|uefi> ip=<address> mac=<mac> seconds=<qemu start to marker> guest_uptime=<s>
+#   LAB-RESULT mode=<bios|uefi> ip=<address> mac=<mac> via=<tftp|http> seconds=<qemu start to marker> guest_uptime=<s>
 # preceded by LAB-PHASES: when each milestone (iPXE up, lease, boot program or script
-# loaded, kernel started, init started) first showed on the console, in seconds.
+# loaded, kernel started, init started) first showed on the console, in seconds, and by
+# LAB-CMDLINE, the kernel command line the guest booted with.
 #
 # Environment:
 #   LAB_SERVER   kaboot (default) | dnsmasq (a stand-in used while developing the lab)
@@ -280,6 +281,20 @@ got_mac="$(sed -n 's/.* mac=\([0-9a-f:]*\).*/\1/p' <<<"$marker")"
 uptime="$(sed -n 's/.* uptime=\([0-9.]*\).*/\1/p' <<<"$marker")"
 [[ "$got_mac" == "$mac" ]] || fail "marker names mac $got_mac, the VM has $mac"
 [[ "$got_ip" == 10.99.0.* ]] || fail "marker address $got_ip is outside $subnet"
+# The console shows which way the kernel and initrd came: pxelinux (TFTP only) prints
+# "Loading vmlinuz... ok"; iPXE prints each URL it fetches.
+console="$(tr -d '\r' <"$work/serial.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g')"
+if [[ $mode == bios ]]; then
+  via=tftp
+  grep -a -q '^pxelinux\.0 : ' <<<"$console" && grep -a -q 'Loading vmlinuz\.\.\. *ok' <<<"$console" \
+    && grep -a -q 'Loading all\.rdz\.\.\. *ok' <<<"$console" \
+    || fail "BIOS boot did not go through pxelinux with vmlinuz and all.rdz over TFTP"
+else
+  via=http
+  grep -a -q -E 'http://[^ ]+/vmlinuz\.\.\. ok' <<<"$console" && grep -a -q -E 'http://[^ ]+/all\.rdz\.\.\. ok' <<<"$console" \
+    || fail "UEFI boot did not load vmlinuz and all.rdz over HTTP from iPXE"
+fi
+cmdline="$(grep -a -m1 -o 'Command line: .*' <<<"$console" || true)"
 
 # Let the guest power itself off, so its last lines land in the log.
 for _ in $(seq 1 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.2; done
@@ -288,4 +303,5 @@ log "marker after ${elapsed} s: $marker"
 phases=""
 for m in "${milestones[@]}"; do phases+=" $m=${seen_at[$m]:--}"; done
 echo "LAB-PHASES mode=$mode$phases marker=$elapsed"
-echo "LAB-RESULT mode=$mode ip=$got_ip mac=$got_mac seconds=$elapsed guest_uptime=$uptime"
+echo "LAB-CMDLINE ${cmdline#Command line: }"
+echo "LAB-RESULT mode=$mode ip=$got_ip mac=$got_mac via=$via seconds=$elapsed guest_uptime=$uptime"
