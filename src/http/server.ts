@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyBaseLogger } from 'fastify';
 import type { Logger } from '../log.js';
 import { apiRoutes, type ApiDeps } from './api.js';
 import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
+import { imageRoutes } from '../images/http.js';
 
 export interface HttpServerDeps extends ApiDeps, BootRouteDeps {
   logger: Logger;
@@ -19,6 +20,7 @@ export async function buildHttpServer(deps: HttpServerDeps): Promise<FastifyInst
   });
 
   await app.register(apiRoutes, { prefix: '/api', ...deps });
+  await app.register(imageRoutes, { prefix: '/api', imagesDir: deps.imagesDir, token: deps.token });
   await app.register(bootRoutes, deps);
   return app;
 }
