@@ -4,8 +4,8 @@
 # unpack it with dpkg -x into test/lab/.cache/kernel-<version>/. The generic flavour,
 # not -cloud: the BIOS lab NIC is an e1000, which the cloud flavour lacks.
 # Idempotent: a version already unpacked is not fetched again.
-# Prints two lines, KERNEL_VERSION=<uname -r> and KERNEL_DIR=<unpacked tree>; the
-# kernel is $KERNEL_DIR/boot/vmlinuz-<version>, its modules under $KERNEL_DIR/lib/modules.
+# Prints KERNEL_VERSION=<uname -r>, KERNEL_DIR=<unpacked tree> (modules under
+# $KERNEL_DIR/lib/modules) and KERNEL_IMAGE=<the vmlinuz>, as shell assignments.
 # Env: KERNEL_PACKAGE overrides the package (e.g. linux-image-6.1.0-56-amd64).
 set -euo pipefail
 
@@ -38,3 +38,4 @@ fi
 
 echo "KERNEL_VERSION=$version"
 echo "KERNEL_DIR=$dir"
+echo "KERNEL_IMAGE=$dir/boot/vmlinuz-$version"

@@ -101,7 +101,7 @@ trap 'exit 130' INT TERM HUP
 
 images="$work/images"
 mkdir -p "$images" "$work/state"
-cp "$KERNEL_DIR/boot/vmlinuz-$KERNEL_VERSION" "$images/vmlinuz"
+cp "$KERNEL_IMAGE" "$images/vmlinuz"
 cp "$initrd_cache" "$images/all.rdz"
 
 ip netns add "$ns"
