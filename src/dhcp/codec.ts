@@ -7,7 +7,7 @@
 //   108 file(128) | 236 magic cookie 99.130.83.99 | 240 options ...
 import { BOOTREPLY, BOOTREQUEST, Opt, type DhcpPacket, type OptionMap } from './packet.js';
 import { DhcpEncodeError, type DhcpDecodeError, type DhcpDecodeErrorCode } from './errors.js';
-import { joinTlvs, readIpv4, splitOption, walkTlvs, writeIpv4, type Tlv } from './wire.js';
+import { joinTlvs, readIpv4, walkTlvs, writeIpv4, type Tlv } from './wire.js';
 
 export const MAGIC_COOKIE = Buffer.from([99, 130, 83, 99]);
 /** fixed header (236) plus the magic cookie */
@@ -56,8 +56,10 @@ export function decodePacket(input: Uint8Array): DecodeResult {
   let items: Tlv[] = main.items;
 
   let overload = 0;
-  const overloadTlvs = items.filter((t) => t.code === Opt.Overload);
-  if (overloadTlvs.length > 0) {
+  let has52 = false;
+  for (const t of items) if (t.code === Opt.Overload) has52 = true;
+  if (has52) {
+    const overloadTlvs = items.filter((t) => t.code === Opt.Overload);
     const first = overloadTlvs[0]!;
     const len = overloadTlvs.reduce((n, t) => n + (t.end - t.start), 0);
     overload = len === 1 ? buf[first.start]! : 0;
@@ -148,54 +150,86 @@ interface Area {
  */
 export function encodePacket(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   const maxSize = opts.maxSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-  const head = Buffer.alloc(HEADER_SIZE);
-  if (p.op !== BOOTREQUEST && p.op !== BOOTREPLY) throw new DhcpEncodeError('bad-field', `op ${String(p.op)} is neither 1 nor 2`);
-  head[0] = p.op;
-  head[1] = checkUint(p.htype, 8, 'htype');
-  head[2] = checkUint(p.hlen, 8, 'hlen');
-  if (p.hlen > 16) throw new DhcpEncodeError('bad-field', `hlen ${p.hlen} is larger than 16`);
-  head[3] = checkUint(p.hops, 8, 'hops');
-  head.writeUInt32BE(checkUint(p.xid, 32, 'xid'), 4);
-  head.writeUInt16BE(checkUint(p.secs, 16, 'secs'), 8);
-  head.writeUInt16BE(checkUint(p.flags, 16, 'flags'), 10);
-  writeIpv4(head, 12, p.ciaddr, 'ciaddr');
-  writeIpv4(head, 16, p.yiaddr, 'yiaddr');
-  writeIpv4(head, 20, p.siaddr, 'siaddr');
-  writeIpv4(head, 24, p.giaddr, 'giaddr');
-  if (p.chaddr.length > 16) throw new DhcpEncodeError('bad-field', `chaddr is ${p.chaddr.length} bytes, the field holds 16`);
-  p.chaddr.copy(head, 28);
-  fieldBytes(p.sname, SNAME_LEN, 'sname').copy(head, SNAME_OFF);
-  fieldBytes(p.file, FILE_LEN, 'file').copy(head, FILE_OFF);
-  MAGIC_COOKIE.copy(head, 236);
-
   const ordered = orderedOptions(p.options);
+  let needed = 0;
+  for (const [, v] of ordered) needed += tlvLength(v.length);
   const room = maxSize - IP_UDP_OVERHEAD - HEADER_SIZE;
-  const flat = Buffer.concat(ordered.flatMap(([code, v]) => splitOption(code, v)));
-  let optionsArea: Buffer;
-  if (flat.length + 1 <= room) {
-    optionsArea = Buffer.concat([flat, Buffer.from([Opt.End])]);
-  } else {
-    const areas: Area[] = [{ name: 'options', cap: room - 3 - 1, parts: [], used: 0 }];
-    if (p.file === '') areas.push({ name: 'file', cap: FILE_LEN - 1, parts: [], used: 0 });
-    if (p.sname === '') areas.push({ name: 'sname', cap: SNAME_LEN - 1, parts: [], used: 0 });
-    if (areas[0]!.cap < 0) throw tooBig(maxSize, flat.length);
-    place(ordered, areas, () => tooBig(maxSize, flat.length));
-    let overload = 0;
-    for (const a of areas.slice(1)) {
-      if (a.used === 0) continue;
-      const [bit, off] = a.name === 'file' ? [OVERLOAD_FILE, FILE_OFF] : [OVERLOAD_SNAME, SNAME_OFF];
-      overload |= bit;
-      head.fill(0, off, off + (a.name === 'file' ? FILE_LEN : SNAME_LEN));
-      Buffer.concat([...a.parts, Buffer.from([Opt.End])]).copy(head, off);
-    }
-    const main = areas[0]!.parts;
-    // Option 52 right after 53, which stays first.
-    const at = ordered[0]?.[0] === Opt.MessageType && main.length > 0 && main[0]![0] === Opt.MessageType ? 1 : 0;
-    main.splice(at, 0, Buffer.from([Opt.Overload, 1, overload]));
-    optionsArea = Buffer.concat([...main, Buffer.from([Opt.End])]);
+
+  if (needed + 1 <= room) {
+    // The common case: everything fits in the options field; write it in one buffer.
+    const out = Buffer.alloc(Math.max(BOOTP_MIN_SIZE, HEADER_SIZE + needed + 1));
+    writeHeader(out, p);
+    let at = HEADER_SIZE;
+    for (const [code, v] of ordered) at = writeOption(out, at, code, v);
+    out[at] = Opt.End;
+    return out;
   }
-  const out = Buffer.concat([head, optionsArea]);
+
+  const head = Buffer.alloc(HEADER_SIZE);
+  writeHeader(head, p);
+  const areas: Area[] = [{ name: 'options', cap: room - 3 - 1, parts: [], used: 0 }];
+  if (p.file === '') areas.push({ name: 'file', cap: FILE_LEN - 1, parts: [], used: 0 });
+  if (p.sname === '') areas.push({ name: 'sname', cap: SNAME_LEN - 1, parts: [], used: 0 });
+  if (areas[0]!.cap < 0) throw tooBig(maxSize, needed);
+  place(ordered, areas, () => tooBig(maxSize, needed));
+  let overload = 0;
+  for (const a of areas.slice(1)) {
+    if (a.used === 0) continue;
+    const [bit, off, len] = a.name === 'file' ? [OVERLOAD_FILE, FILE_OFF, FILE_LEN] : [OVERLOAD_SNAME, SNAME_OFF, SNAME_LEN];
+    overload |= bit;
+    head.fill(0, off, off + len);
+    Buffer.concat([...a.parts, Buffer.from([Opt.End])]).copy(head, off);
+  }
+  const main = areas[0]!.parts;
+  // Option 52 right after 53, which stays first.
+  const at = main.length > 0 && main[0]![0] === Opt.MessageType ? 1 : 0;
+  main.splice(at, 0, Buffer.from([Opt.Overload, 1, overload]));
+  const out = Buffer.concat([head, ...main, Buffer.from([Opt.End])]);
   return out.length >= BOOTP_MIN_SIZE ? out : Buffer.concat([out, Buffer.alloc(BOOTP_MIN_SIZE - out.length)]);
+}
+
+/** Validate the fixed fields and write them, sname and file, and the magic cookie. */
+function writeHeader(out: Buffer, p: DhcpPacket): void {
+  if (p.op !== BOOTREQUEST && p.op !== BOOTREPLY) throw new DhcpEncodeError('bad-field', `op ${String(p.op)} is neither 1 nor 2`);
+  out[0] = p.op;
+  out[1] = checkUint(p.htype, 8, 'htype');
+  out[2] = checkUint(p.hlen, 8, 'hlen');
+  if (p.hlen > 16) throw new DhcpEncodeError('bad-field', `hlen ${p.hlen} is larger than 16`);
+  out[3] = checkUint(p.hops, 8, 'hops');
+  out.writeUInt32BE(checkUint(p.xid, 32, 'xid'), 4);
+  out.writeUInt16BE(checkUint(p.secs, 16, 'secs'), 8);
+  out.writeUInt16BE(checkUint(p.flags, 16, 'flags'), 10);
+  writeIpv4(out, 12, p.ciaddr, 'ciaddr');
+  writeIpv4(out, 16, p.yiaddr, 'yiaddr');
+  writeIpv4(out, 20, p.siaddr, 'siaddr');
+  writeIpv4(out, 24, p.giaddr, 'giaddr');
+  if (p.chaddr.length > 16) throw new DhcpEncodeError('bad-field', `chaddr is ${p.chaddr.length} bytes, the field holds 16`);
+  p.chaddr.copy(out, 28);
+  if (p.sname !== '') fieldBytes(p.sname, SNAME_LEN, 'sname').copy(out, SNAME_OFF);
+  if (p.file !== '') fieldBytes(p.file, FILE_LEN, 'file').copy(out, FILE_OFF);
+  MAGIC_COOKIE.copy(out, 236);
+}
+
+/** Bytes an option takes on the wire, split into 255-byte pieces (RFC 3396). */
+function tlvLength(valueLength: number): number {
+  return valueLength === 0 ? 2 : valueLength + 2 * Math.ceil(valueLength / 255);
+}
+
+/** Write one option at `at`, split into 255-byte pieces; returns the offset after it. */
+function writeOption(out: Buffer, at: number, code: number, v: Buffer): number {
+  if (v.length === 0) {
+    out[at] = code;
+    out[at + 1] = 0;
+    return at + 2;
+  }
+  for (let off = 0; off < v.length; off += 255) {
+    const n = Math.min(255, v.length - off);
+    out[at] = code;
+    out[at + 1] = n;
+    v.copy(out, at + 2, off, off + n);
+    at += 2 + n;
+  }
+  return at;
 }
 
 function tooBig(maxSize: number, bytes: number) {

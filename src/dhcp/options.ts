@@ -138,6 +138,9 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 /** UTF-8 when the bytes are valid UTF-8 (ASCII always is), else one character per byte. */
 function bytesToText(b: Uint8Array): string {
+  let ascii = true;
+  for (let i = 0; i < b.length; i++) if (b[i]! > 0x7f) ascii = false;
+  if (ascii) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
   try {
     return utf8Strict.decode(b);
   } catch {

@@ -2,17 +2,46 @@
 // tag-length-value walk used by the options field and by encapsulated options (43, 175).
 import { DhcpEncodeError } from './errors.js';
 
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/**
+ * Parse a dotted quad (no leading zeros, each part 0-255) into buf[off..off+4).
+ * False, with buf untouched past what was parsed, when it is not one. No regex: this runs
+ * for every address of every reply.
+ */
+function parseIpv4Into(s: string, buf: Uint8Array, off: number): boolean {
+  const n = s.length;
+  let i = 0;
+  for (let part = 0; part < 4; part++) {
+    if (part > 0) {
+      if (s.charCodeAt(i) !== 46) return false;
+      i++;
+    }
+    const start = i;
+    let v = 0;
+    while (i < n && i - start < 4) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || v > 255 || (len > 1 && s.charCodeAt(start) === 48)) return false;
+    buf[off + part] = v;
+  }
+  return i === n;
+}
+
+const scratch = new Uint8Array(4);
 
 export function isIpv4(s: string): boolean {
-  return IPV4_RE.test(s);
+  return parseIpv4Into(s, scratch, 0);
 }
 
 /** Write dotted-quad `ip` at `off`; throws DhcpEncodeError on text that is not an IPv4 address. */
-export function writeIpv4(buf: Buffer, off: number, ip: string, what: string): void {
-  if (!IPV4_RE.test(ip)) throw new DhcpEncodeError('bad-field', `${what}: "${ip}" is not an IPv4 address (e.g. 192.168.10.1)`);
-  const parts = ip.split('.');
-  for (let i = 0; i < 4; i++) buf[off + i] = Number(parts[i]);
+export function writeIpv4(buf: Uint8Array, off: number, ip: string, what: string): void {
+  if (typeof ip !== 'string' || !parseIpv4Into(ip, scratch, 0)) {
+    throw new DhcpEncodeError('bad-field', `${what}: "${String(ip)}" is not an IPv4 address (e.g. 192.168.10.1)`);
+  }
+  buf.set(scratch, off);
 }
 
 export function readIpv4(buf: Uint8Array, off: number): string {
@@ -56,18 +85,34 @@ export function walkTlvs(buf: Uint8Array, from: number, to: number): TlvWalk {
   return { ok: true, items };
 }
 
-/** Join TLVs by code, in order of first appearance, concatenating repeats (RFC 3396). */
+/**
+ * Join TLVs by code, in order of first appearance, concatenating repeats (RFC 3396).
+ * The values are copies, not views of `buf`: one copy of the span they come from, so the
+ * caller may reuse its buffer.
+ */
 export function joinTlvs(buf: Uint8Array, items: Tlv[], into: Map<number, Buffer> = new Map()): Map<number, Buffer> {
-  const parts = new Map<number, Buffer[]>();
-  for (const [code, value] of into) parts.set(code, [value]);
+  if (items.length === 0) return into;
+  let lo = Infinity;
+  let hi = 0;
   for (const t of items) {
-    const chunk = Buffer.from(buf.subarray(t.start, t.end));
-    const list = parts.get(t.code);
-    if (list) list.push(chunk);
-    else parts.set(t.code, [chunk]);
+    if (t.start < lo) lo = t.start;
+    if (t.end > hi) hi = t.end;
   }
-  into.clear();
-  for (const [code, list] of parts) into.set(code, list.length === 1 ? list[0]! : Buffer.concat(list));
+  const copy = Buffer.from(buf.subarray(lo, hi));
+  let repeats: Map<number, Buffer[]> | undefined;
+  for (const t of items) {
+    const chunk = copy.subarray(t.start - lo, t.end - lo);
+    const first = into.get(t.code);
+    if (first === undefined) {
+      into.set(t.code, chunk);
+      continue;
+    }
+    repeats ??= new Map();
+    const parts = repeats.get(t.code);
+    if (parts) parts.push(chunk);
+    else repeats.set(t.code, [first, chunk]);
+  }
+  if (repeats) for (const [code, parts] of repeats) into.set(code, Buffer.concat(parts));
   return into;
 }
 
