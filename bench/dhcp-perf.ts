@@ -13,9 +13,10 @@
 // "maximum rate with few drops").
 //   node --import tsx bench/dhcp-perf.ts [--seconds 4] [--only kaboot-write,kea]
 import { parseArgs } from 'node:util';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ResultPromise } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { NetLab, type Host } from '../test/helpers/netns.js';
 import { REPO, tempDir, writeDhcpConfig } from '../test/helpers/dhcp-lab.js';
 import { ipToInt } from '../src/dhcp/pool.js';
@@ -110,6 +111,26 @@ const dnsmasq: Peer = {
   },
 };
 
+/**
+ * isc-dhcp-server conflicts with dhcp-helper (which the relay test needs) as Debian
+ * packages, so the bench does not need it installed: without a dhcpd in PATH it unpacks
+ * the package into a cache folder of its own (apt-get download, dpkg -x).
+ */
+async function dhcpdBinary(): Promise<string> {
+  const inPath = await execa('sh', ['-c', 'command -v dhcpd'], { reject: false });
+  if (inPath.exitCode === 0 && String(inPath.stdout).trim()) return String(inPath.stdout).trim();
+  const cache = join(tmpdir(), 'kaboot-bench-isc-dhcp-server');
+  const bin = join(cache, 'root/usr/sbin/dhcpd');
+  if (existsSync(bin)) return bin;
+  mkdirSync(cache, { recursive: true });
+  process.stderr.write(`isc-dhcp-server is not installed: unpacking it into ${cache}\n`);
+  await execa('apt-get', ['download', 'isc-dhcp-server'], { cwd: cache });
+  const deb = readdirSync(cache).find((f) => f.startsWith('isc-dhcp-server_') && f.endsWith('.deb'));
+  if (!deb) throw new Error('apt-get download isc-dhcp-server gave no .deb');
+  await execa('dpkg', ['-x', join(cache, deb), join(cache, 'root')]);
+  return bin;
+}
+
 const dhcpd: Peer = {
   name: 'isc-dhcpd',
   settle: 1500,
@@ -125,7 +146,7 @@ const dhcpd: Peer = {
     ].join('\n'));
     const leases = join(dir, 'dhcpd.leases');
     writeFileSync(leases, '');
-    return { proc: lab.spawn(ns, pinned(['dhcpd', '-f', '-4', '-q', '-cf', conf, '-lf', leases, '-pf', join(dir, 'dhcpd.pid'), 'eth0']), { stdout: 'pipe', stderr: 'pipe' }) };
+    return { proc: lab.spawn(ns, pinned([await dhcpdBinary(), '-f', '-4', '-q', '-cf', conf, '-lf', leases, '-pf', join(dir, 'dhcpd.pid'), 'eth0']), { stdout: 'pipe', stderr: 'pipe' }) };
   },
 };
 
