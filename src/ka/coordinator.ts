@@ -231,6 +231,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     },
   );
   relay.addReader('spool', spool, 0, 'blocking');
+  spool.onWritten = () => relay.pumpAll();
 
   const serving = (id: number) => {
     if (id === SOURCE_ID) return true;

@@ -107,11 +107,13 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
     const ch = await ctl.next(CONTROL_MS);
     if (ch.type === 'REFUSE') throw new Error(`coordinator refused: ${ch.reason}`);
     if (ch.type !== 'CHALLENGE') throw new Error(`expected CHALLENGE, got ${ch.type}`);
-    if (!proofMatches(proof(key, 'coordinator', opts.session, ch.nonce, own), ch.proof)) {
-      throw new Error('the coordinator could not prove the session secret (impostor, or another secret)');
-    }
+    // our proof goes first, so a coordinator with the real secret can log a node with a wrong one
     ctl.send({ type: 'AUTH', proof: proof(key, 'node', opts.session, own, ch.nonce) });
     const welcome = await ctl.next(CONTROL_MS);
+    if (!proofMatches(proof(key, 'coordinator', opts.session, ch.nonce, own), ch.proof)) {
+      const said = welcome.type === 'REFUSE' ? `; it refused ours: ${welcome.reason}` : '';
+      throw new Error(`the coordinator could not prove the session secret (impostor, or another secret)${said}`);
+    }
     if (welcome.type === 'REFUSE') throw new Error(`coordinator refused: ${welcome.reason}`);
     if (welcome.type !== 'WELCOME') throw new Error(`expected WELCOME, got ${welcome.type}`);
     const nodeId = welcome.nodeId;

@@ -14,6 +14,8 @@ export class Spool implements Sink {
   private closed = false;
   private ended = false;
   private endWaiters: (() => void)[] = [];
+  /** called after each completed write: the relay re-checks what it may drop and whether to resume its source */
+  onWritten: (() => void) | null = null;
 
   private constructor(readonly path: string, private readonly fh: FileHandle, private readonly limit: number) {}
 
@@ -59,6 +61,7 @@ export class Spool implements Sink {
         this.written = first.offset + len;
         this.queuedBytes -= len;
         if (this.queuedBytes < this.limit) for (const cb of this.drainCbs.splice(0)) cb();
+        this.onWritten?.();
         this.flush();
       },
       (e: unknown) => {
