@@ -7,6 +7,11 @@
 import { allCpus, median, MiB, pinProcess, printTable, startBenchLab, timedFetch, verifyFetch, type PeerUnderTest } from './lib/tftp-bench.js';
 import type { ClientName, FetchOptions, PeerName } from './lib/tftp-peers.js';
 
+if (process.argv.includes('--help')) {
+  console.log('One client, a 100 MiB file, blksize 1468: kaboot against tftpd-hpa, atftpd and\ndnsmasq (curl as the client), unpinned and pinned (server and client on CPU 0); then\nwindowsize 16 (atftp as the client) for kaboot and atftpd, the only peer that grants it.\nEach server runs in its own namespace on 127.0.0.1:69; runs are interleaved, and the\nmedian of REPS runs is reported.\n  node --import tsx bench/tftp-throughput.ts          (REPS=5 by default)');
+  process.exit(0);
+}
+
 const REPS = Number(process.env.REPS ?? 5);
 const FILE = 'file-100MiB.bin';
 const SIZE = 100 * MiB;

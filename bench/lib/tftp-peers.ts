@@ -113,6 +113,11 @@ export async function ensureAtftpd(): Promise<string> {
   if (!deb) throw new Error('apt-get download atftpd gave no .deb');
   await execa('dpkg', ['-x', join(atftpdCache, deb), join(atftpdCache, 'atftpd')]);
   if (!existsSync(bin)) throw new Error(`no ${bin} after dpkg -x`);
+  // dpkg -x installs no dependencies: add the shared libraries atftpd links against.
+  const { stdout } = await execa('ldd', [bin]);
+  if (stdout.includes('not found')) {
+    await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'libwrap0', 'libpcre2-8-0'], { env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  }
   return bin;
 }
 

@@ -49,10 +49,10 @@ before(async () => {
   await symlink(join(base, 'secret'), join(root, 'escape-link'));
 
   lab = await NetLab.create('tftp');
-  srv = await lab.host('srv', { cidr: '10.77.0.1/24' });
+  srv = await lab.host('srv', { cidr: '10.77.0.1/24', extraCidrs: ['10.77.1.1/24'] });
   cli = await lab.host('cli', { cidr: '10.77.0.2/24' });
   intruder = await lab.host('intr', { cidr: '10.77.0.3/24' });
-  server = await startKaboot(lab, { ns: srv.ns, root, address: srv.ip!, port: 69 });
+  server = await startKaboot(lab, { ns: srv.ns, root, address: srv.ip!, port: 69, extraArgs: ['--address', '10.77.1.1'] });
 });
 
 after(async () => {
@@ -162,4 +162,51 @@ test('a packet from a wrong TID gets ERROR 5 and the transfer still completes', 
   await rm(out, { force: true });
   const stats = (await server.stats!()) as { stats: { wrongTid: number } };
   assert.ok(stats.stats.wrongTid >= replies.length);
+});
+
+// Sends an RRQ to the given server address from the client host and prints the source
+// address and port of the first reply.
+const firstReplyScript = `
+const dgram = require('node:dgram');
+const [server, file] = process.argv.slice(1);
+const s = dgram.createSocket('udp4');
+s.on('message', (m, r) => {
+  console.log(JSON.stringify({ address: r.address, port: r.port, op: m.readUInt16BE(0) }));
+  s.send(Buffer.from([0, 5, 0, 0, 0]), r.port, r.address); // ERROR: end the transfer
+  setTimeout(() => process.exit(0), 50);
+});
+s.bind(0, () => s.send(Buffer.concat([Buffer.from([0, 1]), Buffer.from(file + '\\0octet\\0')]), 69, server));
+setTimeout(() => { console.log('null'); process.exit(1); }, 3000);`;
+
+test('multi-homed: each reply comes from the address the client talked to', async () => {
+  // The client reaches the second address from its first one: a reply the kernel routed
+  // by itself would leave from 10.77.0.1, the server's address in the client's subnet.
+  await lab.exec(cli.ns, ['ip', 'route', 'add', '10.77.1.0/24', 'dev', 'eth0', 'src', '10.77.0.2']);
+  for (const address of ['10.77.0.1', '10.77.1.1']) {
+    const r = await lab.exec(cli.ns, [process.execPath, '-e', firstReplyScript, address, 'small.bin'], { reject: false });
+    const reply = JSON.parse(String(r.stdout)) as { address: string; port: number; op: number } | null;
+    assert.ok(reply, `no reply from ${address}`);
+    assert.equal(reply.op, 3, 'DATA 1');
+    assert.equal(reply.address, address);
+    assert.notEqual(reply.port, 69);
+  }
+  // and a real client through the second address
+  const out = join(outDir, 'second-address');
+  const c = await lab.exec(cli.ns, fetchCommand('curl', '10.77.1.1', 'blocks1468.bin', out, { blksize: 1468 }), { reject: false });
+  assert.equal(c.exitCode, 0, text(c));
+  assert.equal(await sha256File(out), files['blocks1468.bin']);
+});
+
+test('many clients at once: one disk read of the file, every copy byte-exact', async () => {
+  const name = 'hot.bin';
+  await writeFile(join(root, name), randomBytes(5 * 1024 * 1024 + 123));
+  const want = await sha256File(join(root, name));
+  const before = ((await server.stats!()) as { cache: { diskBytesRead: number } }).cache.diskBytesRead;
+  const outs = Array.from({ length: 30 }, (_, i) => join(outDir, `hot-${i}`));
+  const runs = outs.map((out, i) =>
+    lab.exec(cli.ns, fetchCommand(i % 3 === 0 ? 'atftp' : 'curl', srv.ip!, name, out, { blksize: 1468, ...(i % 3 === 0 ? { windowsize: 8 } : {}) }), { reject: false, timeout: 300_000 }));
+  for (const r of await Promise.all(runs)) assert.equal(r.exitCode, 0, text(r));
+  for (const out of outs) assert.equal(await sha256File(out), want);
+  const after = ((await server.stats!()) as { cache: { diskBytesRead: number } }).cache.diskBytesRead;
+  assert.equal(after - before, 5 * 1024 * 1024 + 123);
 });
