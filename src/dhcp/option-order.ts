@@ -3,10 +3,12 @@
 // RFC 2131 §4.3.1: the server returns the parameters the client asked for in option 55
 // when it has a value for them, and omits the ones it cannot provide. RFC 2132 §9.8: the
 // server MUST try to put the requested options in the order the client asked.
-// isc-dhcpd builds its reply from the requested codes first, then a built-in priority list
-// (lease times, subnet mask, routers, DNS, ...) and any option configured "always-send";
-// dnsmasq sends the requested options plus the few a lease needs, and more only when
-// forced (dhcp-option-force), because some PXE ROMs choke on options they did not ask for.
+// isc-dhcpd builds a priority list (53, 54, 51 and 56 first, then the client's option 55,
+// or a built-in default list when there is none) and stores only the options in that list,
+// as many as fit; a config can override the client's list with its own
+// dhcp-parameter-request-list. dnsmasq sends an option only when the client asks for it,
+// apart from the few a lease needs, unless configured with dhcp-option-force, which its
+// manual says PXELinux needs (208-211 are never requested). Kea has "always-send".
 //
 // kaboot's rule, in that spirit:
 //   1. 53 (message type) first and 54 (server id) second: every client needs them.
@@ -28,7 +30,7 @@ export const ALWAYS_SENT_LEASE: readonly number[] = [
   Opt.Routers,
   Opt.DnsServers,
 ];
-/** PXE boot information: a PXE ROM does not always list these, and without them it does not boot. */
+/** PXE boot information: the point of a reply to a PXE client, never dropped (the PXE spec needs 60 "PXEClient" in it). */
 export const ALWAYS_SENT_PXE: readonly number[] = [Opt.VendorClass, Opt.VendorSpecific, Opt.TftpServerName, Opt.BootfileName];
 /** pxelinux reads these only when present, and Debian's pxelinux does not request them. */
 export const ALWAYS_SENT_PXELINUX: readonly number[] = [
