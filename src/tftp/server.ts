@@ -27,6 +27,8 @@ export interface TftpServerOptions {
   provider: FileProvider;
   logger: Logger;
   limits: TftpLimits;
+  /** transfers at once; more requests get ERROR 0 "server busy" (each transfer holds two sockets) */
+  maxTransfers?: number;
 }
 
 export interface TftpServerStats {
@@ -36,6 +38,7 @@ export interface TftpServerStats {
   /** DATA/ACK/ERROR/OACK sent to the listening port */
   stray: number;
   duplicateRequests: number;
+  busy: number;
   notFound: number;
   accessDenied: number;
   ioErrors: number;
@@ -94,8 +97,9 @@ function bindSocket(address: string, port: number): Promise<Socket> {
 
 export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {
   const { logger, provider, limits } = opts;
+  const maxTransfers = opts.maxTransfers ?? 2000;
   const counters: TransferCounters = { wrongTid: 0, ignored: 0, retransmits: 0, packetsSent: 0 };
-  const s = { requests: 0, malformed: 0, writeRefused: 0, stray: 0, duplicateRequests: 0, notFound: 0, accessDenied: 0, ioErrors: 0, done: 0, failed: 0, bytesSent: 0 };
+  const s = { requests: 0, malformed: 0, writeRefused: 0, stray: 0, duplicateRequests: 0, busy: 0, notFound: 0, accessDenied: 0, ioErrors: 0, done: 0, failed: 0, bytesSent: 0 };
   // client "ip:port" → its transfer (null while the file is being opened)
   const active = new Map<string, ReadTransfer | null>();
   let closing = false;
@@ -129,6 +133,11 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     if (active.has(key)) {
       // The client repeated its request while we were opening the file or sending.
       s.duplicateRequests++;
+      return;
+    }
+    if (active.size >= maxTransfers) {
+      s.busy++;
+      reply(sock, rinfo, errorPacket(ErrorCode.NOT_DEFINED, 'server busy, try again'));
       return;
     }
     active.set(key, null);

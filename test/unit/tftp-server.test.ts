@@ -209,3 +209,26 @@ test('rollover: a file of more than 65535 blocks of 8 bytes arrives whole', asyn
   assert.deepEqual(Buffer.concat(parts), data);
   c.close();
 });
+
+test('past maxTransfers a request gets ERROR 0 (busy) and the running transfer is untouched', async () => {
+  const small = await startTftpServer({
+    addresses: ['127.0.0.1'], port: 0, provider: dirProvider(dir), logger: silentLogger, maxTransfers: 1,
+    limits: { max_blksize: 65464, max_windowsize: 8, timeout: 1, retries: 2 },
+  });
+  const p = small.listening[0]!.port;
+  const a = await ScriptedClient.open();
+  const b = await ScriptedClient.open();
+  a.send(rrq('file.bin'), p);
+  const first = await a.next();
+  assert.ok(first && first.packet.op === 'DATA');
+  b.send(rrq('file.bin'), p);
+  const refused = await b.next();
+  assert.ok(refused && refused.packet.op === 'ERROR' && refused.packet.code === 0);
+  a.send({ op: 'ACK', block: 1 }, first.from.port);
+  const second = await a.next();
+  assert.ok(second && second.packet.op === 'DATA' && second.packet.block === 2);
+  assert.equal(small.stats().busy, 1);
+  a.close();
+  b.close();
+  await small.close();
+});
