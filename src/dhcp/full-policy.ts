@@ -42,7 +42,7 @@ export type Outcome =
       what: string;
       boot?: { client: BootClient; decision: BootDecision };
     }
-  | { kind: 'silent'; reason: string; commit?: Promise<void>; exhausted?: boolean };
+  | { kind: 'silent'; reason: string; commit?: Promise<void>; exhausted?: boolean; boot?: { client: BootClient; decision: BootDecision } };
 
 const silent = (reason: string, extra: { commit?: Promise<void>; exhausted?: boolean } = {}): Outcome => ({ kind: 'silent', reason, ...extra });
 

@@ -25,6 +25,8 @@ export interface ProxyPolicyContext {
 }
 
 const silent = (reason: string): Outcome => ({ kind: 'silent', reason });
+/** No boot file for this client: not answered, but the decision is logged. */
+const noBoot = (client: BootClient, decision: BootDecision): Outcome => ({ kind: 'silent', reason: 'file' in decision ? '' : decision.none, boot: { client, decision } });
 
 function bootReply(req: DhcpPacket, ctx: ProxyPolicyContext, type: MessageType.Offer | MessageType.Ack, client: BootClient, decision: Extract<BootDecision, { file: string }>): DhcpPacket {
   const reply = baseReply(req, type, ctx.serverId);
@@ -51,7 +53,7 @@ export function proxyPolicy(req: DhcpPacket, ctx: ProxyPolicyContext): Outcome {
   if (ctx.port === 'pxe') {
     if (type !== MessageType.Request && type !== MessageType.Inform) return silent(`message type ${String(type)} on the PXE port`);
     const d = ctx.decide(client);
-    if (!isBoot(d)) return silent(d.none);
+    if (!isBoot(d)) return noBoot(client, d);
     const packet = bootReply(req, ctx, MessageType.Ack, client, d);
     const to: Destination = ctx.source.address === ZERO
       ? replyDestination(req, MessageType.Ack)
@@ -61,7 +63,7 @@ export function proxyPolicy(req: DhcpPacket, ctx: ProxyPolicyContext): Outcome {
 
   if (type === MessageType.Discover) {
     const d = ctx.decide(client);
-    if (!isBoot(d)) return silent(d.none);
+    if (!isBoot(d)) return noBoot(client, d);
     const packet = bootReply(req, ctx, MessageType.Offer, client, d);
     const reply: Reply = { packet, to: replyDestination(req, MessageType.Offer) };
     return { kind: 'reply', reply, what: 'proxy OFFER', boot: { client, decision: d } };
@@ -71,7 +73,7 @@ export function proxyPolicy(req: DhcpPacket, ctx: ProxyPolicyContext): Outcome {
     const sid = getOpt(req.options, Opt.ServerId);
     if (sid === undefined || !ctx.ourAddresses.has(sid)) return silent('REQUEST for the address server');
     const d = ctx.decide(client);
-    if (!isBoot(d)) return silent(d.none);
+    if (!isBoot(d)) return noBoot(client, d);
     const packet = bootReply(req, ctx, MessageType.Ack, client, d);
     return { kind: 'reply', reply: { packet, to: replyDestination(req, MessageType.Ack) }, what: 'proxy ACK', boot: { client, decision: d } };
   }

@@ -116,11 +116,11 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
   const sockets: dgram.Socket[] = [];
   const open = opts.openSocket ?? ((ifname: string, port: number, address: string) => openDeviceSocket(ifname, port, { broadcast: true, address }));
 
-  const decideFor = (s: Served, nextServer: string) => (client: BootClient): BootDecision =>
+  const decideFor = (nextServer: string) => (client: BootClient): BootDecision =>
     decideBoot({ client, node: nodes.get(client.mac), boot: config.boot, serverIp: nextServer, httpPort: config.http.port });
 
   const logBoot = (mode: string, o: Outcome) => {
-    const b = o.kind === 'reply' ? o.boot : undefined;
+    const b = o.boot;
     if (!b) return;
     const d = b.decision;
     log.info(
@@ -203,7 +203,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
         ourAddresses,
         nextServer,
         boot: config.boot,
-        decide: decideFor(s, nextServer),
+        decide: decideFor(nextServer),
         port: kind,
         source: { address: rinfo.address, port: rinfo.port },
       });
@@ -225,7 +225,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
         boot: config.boot,
         leases,
         nextServer,
-        decide: decideFor(s, nextServer),
+        decide: decideFor(nextServer),
       });
     }
     logBoot(mode, outcome);

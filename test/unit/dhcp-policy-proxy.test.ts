@@ -109,3 +109,9 @@ test('proxy: INFORM and DECLINE on port 67 are not answered', () => {
   assert.equal(run(MessageType.Inform, { ciaddr: '10.5.0.7', options: BIOS }, ctx('dhcp')).kind, 'silent');
   assert.equal(run(MessageType.Decline, { options: BIOS }, ctx('dhcp')).kind, 'silent');
 });
+
+test('proxy: a client with no boot file is not answered, but the decision is kept for the log', () => {
+  const o = run(MessageType.Discover, { options: { [Opt.VendorClass]: 'PXEClient:Arch:00010:UNDI:003000', [Opt.ClientArch]: [10] } }, ctx('dhcp'));
+  assert.equal(o.kind, 'silent');
+  assert.ok(o.boot && 'none' in o.boot.decision && /ARM32/.test(o.boot.decision.none));
+});
