@@ -91,6 +91,7 @@ export async function kaServerCommand(argv: string[]): Promise<number> {
       lateJoin: !values['no-late-join'],
       logger,
     });
+    process.stderr.write(`ka-server: session ${values.session} listening, control port ${session.controlPort}, data port ${session.dataPort}\n`);
     const stop = () => void session.close('interrupted');
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

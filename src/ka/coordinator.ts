@@ -196,7 +196,12 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     return Math.round((c.user + c.system) / 1000);
   };
   const events: SessionEvent[] = [];
-  const event = (kind: SessionEvent['kind'], node?: number, detail?: Record<string, unknown>) => events.push({ atMs: Date.now() - t0, kind, node, detail });
+  let noisyEvents = 0;
+  const event = (kind: SessionEvent['kind'], node?: number, detail?: Record<string, unknown>) => {
+    // a flood of bad peers is counted, not kept one by one
+    if ((kind === 'dropped-peer' || kind === 'refused') && ++noisyEvents > 100) return;
+    events.push({ atMs: Date.now() - t0, kind, node, detail });
+  };
 
   const spoolDir = opts.spoolDir ?? mkdtempSync(join(tmpdir(), 'kaboot-ka-spool-'));
   const spool = await Spool.create(join(spoolDir, `${opts.session.replace(/[^A-Za-z0-9_.-]/g, '_')}-${process.pid}.spool`));

@@ -120,7 +120,7 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
 }
 
 export async function serverReady(s: KaProc): Promise<void> {
-  await until(() => s.log().includes('I want') || s.proc.exitCode !== null, 20_000, 'ka-server to listen');
+  await until(() => s.log().includes('listening, control port') || s.proc.exitCode !== null, 20_000, 'ka-server to listen');
   if (s.proc.exitCode !== null) throw new Error(`ka-server exited early:\n${s.log()}`);
 }
 
