@@ -11,7 +11,7 @@
 // more than 5%; its
 // figure is the best completed rate on the ladder (the way ISC's Kea reports measure
 // "maximum rate with few drops").
-//   node --import tsx bench/dhcp-perf.ts [--seconds 4] [--only kaboot-write,kea]
+//   node --import tsx bench/dhcp-perf.ts [--seconds 4] [--rounds 2] [--only kaboot-write,kea]
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     rates: { type: 'string', default: '250,500,1000,2000,4000,6000,8000,10000,12000,14000,16000,18000,20000,23000,26000,30000' },
     only: { type: 'string' },
     clients: { type: 'string', default: '65000' },
+    rounds: { type: 'string', default: '1' },
   },
 });
 
@@ -264,11 +265,18 @@ const chosen = values.only ? values.only.split(',') : Object.keys(peers);
 const tmp = tempDir('bench-dhcp');
 const results: Result[] = [];
 try {
-  for (const key of chosen) {
-    const peer = peers[key];
-    if (!peer) throw new Error(`unknown peer ${key}; known: ${Object.keys(peers).join(', ')}`);
-    process.stderr.write(`measuring ${peer.name} for ${values.seconds} s...\n`);
-    results.push(await measure(key, peer, tmp.path));
+  // Rounds interleave the peers, so a burst of other load on the machine does not hit
+  // one peer only; each peer keeps its best round.
+  for (let round = 1; round <= Number(values.rounds); round++) {
+    for (const key of chosen) {
+      const peer = peers[key];
+      if (!peer) throw new Error(`unknown peer ${key}; known: ${Object.keys(peers).join(', ')}`);
+      process.stderr.write(`round ${round}: measuring ${peer.name}, ${values.seconds} s per step...\n`);
+      const r = await measure(`${key}-${round}`, peer, tmp.path);
+      const i = results.findIndex((x) => x.peer === r.peer);
+      if (i < 0) results.push(r);
+      else if (r.rate > results[i]!.rate) results[i] = r;
+    }
   }
 } finally {
   tmp.remove();
