@@ -40,8 +40,13 @@ export async function describeDir(dir: string): Promise<Omit<FilesystemMeta, 'mo
   const fs = (await findmnt(['-T', dir]))[0];
   if (!fs || fs.target !== dir) return { fstype: 'unknown' };
   const meta: Omit<FilesystemMeta, 'mount'> = { fstype: fs.fstype ?? 'unknown' };
-  let { label, uuid } = { label: fs.label ?? undefined, uuid: fs.uuid ?? undefined };
-  if ((!label || !uuid) && fs.source?.startsWith('/dev/')) ({ label = label, uuid = uuid } = await blkidOf(fs.source));
+  let label = fs.label ?? undefined;
+  let uuid = fs.uuid ?? undefined;
+  if ((!label || !uuid) && fs.source?.startsWith('/dev/')) {
+    const probed = await blkidOf(fs.source); // findmnt knows labels only from udev's database
+    label ??= probed.label;
+    uuid ??= probed.uuid;
+  }
   if (label) meta.label = label;
   if (uuid) meta.uuid = uuid;
   return meta;

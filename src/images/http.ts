@@ -58,7 +58,7 @@ export const imageRoutes: FastifyPluginAsync<ImageRoutesOptions> = async (app, o
 
   const dropIdle = async () => {
     for (const [id, c] of captures) {
-      if (Date.now() - c.touched > idleMs) {
+      if (!c.staging.receiving && Date.now() - c.touched > idleMs) {
         captures.delete(id);
         await c.staging.abort();
         app.log.warn({ image: c.staging.name, capture: id }, 'image capture dropped: idle');

@@ -75,11 +75,26 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       const q = new URLSearchParams({ capture, ...(s.fstype ? { fstype: s.fstype } : {}), ...(s.label ? { label: s.label } : {}), ...(s.uuid ? { uuid: s.uuid } : {}) });
       const path = s.mount === '/' ? '/fs/' : `/fs${s.mount.split('/').map(encodeURIComponent).join('/')}`;
       const upload = send(new URL(`${api(path).href}?${q}`), 'POST', opts.token, { 'content-type': 'application/zstd' }, zstd.stdout!.pipe(count));
-      const [res, feedErr, z, tarWarnings] = await Promise.all([upload, feed, zstd, tar.finished.catch((e: unknown) => e)]);
+      const tarDone = tar.finished.catch((e: unknown) => e);
+      const stopLocal = async () => {
+        tar.kill();
+        zstd.kill('SIGKILL');
+        await Promise.allSettled([feed, zstd, tarDone]);
+      };
+      // The appliance may answer before it has read the whole body (a refusal): then
+      // nobody reads zstd any more, so stop tar and zstd rather than wait for them.
+      const res = await upload.catch(async (e: unknown) => {
+        await stopLocal();
+        throw e;
+      });
+      if (res.status !== 200) {
+        await stopLocal();
+        throw new CaptureError(`the appliance did not take ${s.mount} (${res.status}): ${messageOf(res.json)}`);
+      }
+      const [feedErr, z, tarWarnings] = await Promise.all([feed, zstd, tarDone]);
       if (tarWarnings instanceof Error) throw tarWarnings;
       if (feedErr) throw new CaptureError(`reading ${s.dir} failed: ${(feedErr as Error).message}`);
       if (z.exitCode !== 0) throw new CaptureError(`zstd failed: ${String(z.stderr).trim()}`);
-      if (res.status !== 200) throw new CaptureError(`the appliance did not take ${s.mount} (${res.status}): ${messageOf(res.json)}`);
       const rec = res.json as FilesystemRecord;
       const sha = hash.digest('hex');
       if (rec.tar_sha256 !== sha) throw new CaptureError(`${s.mount}: sent a tar stream with sha256 ${sha}, the appliance received ${rec.tar_sha256}`);

@@ -165,6 +165,10 @@ export class Staging {
     this.id = dir.slice(dir.lastIndexOf('.') + 1);
   }
 
+  get receiving(): boolean {
+    return this.busy;
+  }
+
   get mounts(): string[] {
     return this.filesystems.map((f) => f.mount);
   }

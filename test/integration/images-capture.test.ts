@@ -265,3 +265,22 @@ test('kill -9 during a capture leaves no image; the next start removes the stagi
   assert.equal(existsSync(join(images, 'store/big')), false);
   assert.deepEqual(readdirSync(staging), [], 'the staging folder of the dead capture is removed on open');
 });
+
+test('kaboot image list, show, rm and capture on the command line', async () => {
+  const images = join(work, 'cli-images');
+  const kaboot = (...args: string[]) => execa('node', ['--import', 'tsx', '-e', "const {main}=await import('./src/cli/main.ts'); process.exitCode=await main(process.argv.slice(1))", '--', ...args], { cwd: repoRoot, reject: false });
+  const cap = await kaboot('image', 'capture', 'cli-one', '--from', golden, '--images', images, '--bootloader', 'extlinux');
+  assert.equal(cap.exitCode, 0, cap.stderr);
+  assert.match(cap.stderr, /image cli-one stored: \/ .*; bootloader extlinux/);
+  const list = await kaboot('image', 'list', '--images', images);
+  assert.match(list.stdout, /^cli-one\t\S+\t[\d.]+ [kMG]B\t\/\(unknown, [\d.]+ [kMG]B used\)$/m);
+  const show = await kaboot('image', 'show', 'cli-one', '--images', images);
+  assert.equal((JSON.parse(show.stdout) as ImageManifest).bootloader, 'extlinux');
+  assert.equal((await kaboot('image', 'capture', 'cli-one', '--from', golden, '--images', images)).exitCode, 1, 'the name is taken');
+  const bad = await kaboot('image', 'show', '../etc', '--images', images);
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /image name "..\/etc": expected/);
+  assert.equal((await kaboot('image', 'rm', 'cli-one', '--images', images)).exitCode, 0);
+  assert.equal((await kaboot('image', 'rm', 'cli-one', '--images', images)).exitCode, 1);
+  assert.match((await kaboot('image', 'list', '--images', images)).stdout, /^no images in /);
+});
