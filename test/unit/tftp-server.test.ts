@@ -232,3 +232,73 @@ test('past maxTransfers a request gets ERROR 0 (busy) and the running transfer i
   b.close();
   await small.close();
 });
+
+test('PXE tsize probe: OACK, client ERROR 8, then the same client port asks again and is served', async () => {
+  const c = await ScriptedClient.open();
+  c.send(rrq('file.bin', [['tsize', '0']]), port);
+  let r = await c.next();
+  assert.ok(r && r.packet.op === 'OACK');
+  assert.deepEqual(r.packet.options, [['tsize', '5000']]);
+  c.send({ op: 'ERROR', code: 8, message: 'tsize only' }, r.from.port);
+  await new Promise((res) => setTimeout(res, 50));
+  c.send(rrq('file.bin', [['blksize', '1456']]), port);
+  r = await c.next();
+  assert.ok(r && r.packet.op === 'OACK');
+  assert.deepEqual(r.packet.options, [['blksize', '1456']]);
+  const tid = r.from.port;
+  c.send({ op: 'ACK', block: 0 }, tid);
+  const parts: Buffer[] = [];
+  for (let block = 1; ; block++) {
+    r = await c.next();
+    assert.ok(r && r.packet.op === 'DATA' && r.packet.block === block);
+    parts.push(r.packet.data);
+    c.send({ op: 'ACK', block }, tid);
+    if (r.packet.data.length < 1456) break;
+  }
+  assert.deepEqual(Buffer.concat(parts), content);
+  c.close();
+});
+
+test('a repeated RRQ while the transfer runs starts no second transfer', async () => {
+  const c = await ScriptedClient.open();
+  const before = server.stats().duplicateRequests;
+  c.send(rrq('file.bin'), port);
+  c.send(rrq('file.bin'), port);
+  const r = await c.next();
+  assert.ok(r && r.packet.op === 'DATA' && r.packet.block === 1);
+  assert.equal(await c.next(300), null, 'only one DATA 1');
+  assert.equal(server.stats().duplicateRequests, before + 1);
+  c.send({ op: 'ERROR', code: 0, message: 'done' }, r.from.port);
+  c.close();
+});
+
+test('a file above the cache limit is streamed from disk, byte-exact, windowed', async () => {
+  const { FileCache } = await import('../../src/tftp/file-cache.js');
+  const data = Buffer.alloc(300_000);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 13 + (i >> 9)) & 0xff;
+  await writeFile(join(dir, 'streamed.bin'), data);
+  const cache = new FileCache({ maxFileBytes: 1000, streamChunkBytes: 16384 });
+  const srv2 = await startTftpServer({
+    addresses: ['127.0.0.1'], port: 0, provider: dirProvider(dir, { cache }), logger: silentLogger,
+    limits: { max_blksize: 65464, max_windowsize: 8, timeout: 1, retries: 2 },
+  });
+  const c = await ScriptedClient.open();
+  c.send(rrq('streamed.bin', [['blksize', '1000'], ['windowsize', '8']]), srv2.listening[0]!.port);
+  let r = await c.next();
+  assert.ok(r && r.packet.op === 'OACK');
+  const tid = r.from.port;
+  c.send({ op: 'ACK', block: 0 }, tid);
+  const parts: Buffer[] = [];
+  for (let block = 1; ; block++) {
+    r = await c.next();
+    assert.ok(r && r.packet.op === 'DATA' && r.packet.block === block);
+    parts.push(r.packet.data);
+    const last = r.packet.data.length < 1000;
+    if (block % 8 === 0 || last) c.send({ op: 'ACK', block }, tid);
+    if (last) break;
+  }
+  assert.deepEqual(Buffer.concat(parts), data);
+  assert.equal(cache.stats().streamed, 1);
+  c.close();
+  await srv2.close();
+});
