@@ -159,10 +159,13 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       return;
     }
     if (req.mode === 'netascii') {
-      const converted = await netasciiSource(opened);
+      const converted = await netasciiSource(opened).catch((err: unknown) => {
+        logger.warn({ err, file: req.filename }, 'tftp read error');
+        return null;
+      });
       if (!converted) {
         active.delete(key);
-        reply(sock, rinfo, errorPacket(ErrorCode.NOT_DEFINED, 'file too large for netascii; use octet'));
+        reply(sock, rinfo, errorPacket(ErrorCode.NOT_DEFINED, 'netascii conversion failed (file too large?); use octet'));
         return;
       }
       opened = converted;
