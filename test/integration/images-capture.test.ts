@@ -16,7 +16,8 @@ import { captureLocal } from '../../src/images/capture.js';
 import { pushImage } from '../../src/images/push.js';
 import { imageRoutes } from '../../src/images/http.js';
 import type { ImageManifest } from '../../src/images/manifest.js';
-import { repoRoot } from '../helpers/kaboot-process.js';
+import { repoRoot, kabootBin, startKaboot } from '../helpers/kaboot-process.js';
+import { NetLab } from '../helpers/netns.js';
 
 interface TreeManifest {
   entries: Record<string, string>;
@@ -283,4 +284,56 @@ test('kaboot image list, show, rm and capture on the command line', async () => 
   assert.equal((await kaboot('image', 'rm', 'cli-one', '--images', images)).exitCode, 0);
   assert.equal((await kaboot('image', 'rm', 'cli-one', '--images', images)).exitCode, 1);
   assert.match((await kaboot('image', 'list', '--images', images)).stdout, /^no images in /);
+});
+
+test('a golden in its own namespace pushes itself to a real kaboot serve; kill -9 of the appliance mid-push leaves no image', async () => {
+  const lab = await NetLab.create('img');
+  try {
+    const srv = await lab.host('srv', { cidr: '10.83.0.1/24' });
+    const gold = await lab.host('gold', { cidr: '10.83.0.2/24' });
+    const kb = await startKaboot(lab, srv.ns, { dhcp: { mode: 'off' }, tftp: { enabled: false }, http: { port: 8080 } });
+    const push = (name: string, from: string) => lab.exec(gold.ns, ['node', kabootBin, 'image', 'push', name, '--to', 'http://10.83.0.1:8080', '--token', kb.token(), '--from', from], { reject: false });
+    const r = await push('from-golden', golden);
+    assert.equal(r.exitCode, 0, String(r.stderr));
+    assert.match(String(r.stderr), /image from-golden stored on http:\/\/10\.83\.0\.1:8080: [\d.]+ [kMG]B on the wire/);
+    const listed = await lab.exec(srv.ns, ['node', kabootBin, 'image', 'list', '--config', kb.configFile]);
+    assert.match(String(listed.stdout), /^from-golden\t/m);
+    const store = await ImageStore.open(kb.imagesDir);
+    const m = (await store.get('from-golden'))!;
+    assert.equal(m.source.kind, 'push');
+    const out = join(work, 'unpacked-serve');
+    await unpack(store, m, out);
+    compare(await treeManifest(out, { mtimes: true }), expected);
+    const wrongToken = await lab.exec(gold.ns, ['node', kabootBin, 'image', 'push', 'nope', '--to', 'http://10.83.0.1:8080', '--token', 'wrong-token-wrong-token', '--from', golden], { reject: false });
+    assert.equal(wrongToken.exitCode, 1);
+    assert.match(String(wrongToken.stderr), /refused the capture \(401\)/);
+
+    // kill -9 of the appliance while it receives: after a restart, no image and no staging folder
+    const big = join(work, 'big-serve');
+    await mkdir(big);
+    await execa('sh', ['-c', `head -c 300M /dev/urandom > ${big}/random.bin`]);
+    const pushing = push('killed', big);
+    const staging = join(kb.imagesDir, 'store/.staging');
+    const deadline = Date.now() + 60_000;
+    for (let seen = false; !seen; await new Promise((res) => setTimeout(res, 50))) {
+      assert.ok(Date.now() < deadline, 'the push never reached tar2sqfs');
+      for (const d of readdirSync(staging)) {
+        const f = join(staging, d, 'fs/1-root.sqfs');
+        if (existsSync(f) && (await stat(f)).size > 0) seen = true;
+      }
+    }
+    await kb.kill9();
+    const failed = await pushing;
+    assert.equal(failed.exitCode, 1, 'the golden reports the failed push');
+    const again = await startKaboot(lab, srv.ns, { dhcp: { mode: 'off' }, tftp: { enabled: false }, http: { port: 8080 } }, { dir: kb.dir });
+    try {
+      const list = await (await lab.exec(gold.ns, ['curl', '-sS', 'http://10.83.0.1:8080/api/images'])).stdout;
+      assert.deepEqual((JSON.parse(String(list)) as { images: { name: string }[] }).images.map((i) => i.name), ['from-golden']);
+      assert.deepEqual(readdirSync(staging), [], 'the dead appliance\'s staging folder is removed at start');
+    } finally {
+      await again.stop();
+    }
+  } finally {
+    await lab.destroy();
+  }
 });
