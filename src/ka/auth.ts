@@ -20,7 +20,7 @@ export function proof(key: Buffer, role: Role, context: string, ownNonce: Buffer
 }
 
 export function proofMatches(expected: Buffer, got: Buffer): boolean {
-  return got.length === PROOF_LEN && timingSafeEqual(expected, got);
+  return got.length === PROOF_LEN && expected.length === PROOF_LEN && timingSafeEqual(expected, got);
 }
 
 /** The session secret as a key; a text secret is used as its UTF-8 bytes. */
