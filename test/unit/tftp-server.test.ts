@@ -302,3 +302,23 @@ test('a file above the cache limit is streamed from disk, byte-exact, windowed',
   c.close();
   await srv2.close();
 });
+
+test('a port already taken makes startTftpServer reject; close() ends running transfers', async () => {
+  await assert.rejects(startTftpServer({
+    addresses: ['127.0.0.1'], port, provider: dirProvider(dir), logger: silentLogger,
+    limits: { max_blksize: 65464, max_windowsize: 8, timeout: 1, retries: 2 },
+  }));
+  const other = await startTftpServer({
+    addresses: ['127.0.0.1'], port: 0, provider: dirProvider(dir), logger: silentLogger,
+    limits: { max_blksize: 65464, max_windowsize: 8, timeout: 1, retries: 2 },
+  });
+  const c = await ScriptedClient.open();
+  c.send(rrq('file.bin'), other.listening[0]!.port);
+  const r = await c.next();
+  assert.ok(r && r.packet.op === 'DATA');
+  assert.equal(other.stats().active, 1);
+  await other.close();
+  assert.equal(other.stats().active, 0);
+  assert.equal(other.stats().failed, 1);
+  c.close();
+});
