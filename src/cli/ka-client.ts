@@ -2,7 +2,7 @@
 // command, relay it to the next nodes, check its SHA-256.
 import { parseArgs } from 'node:util';
 import { joinSession, formatNodeSummary, DEFAULT_CONTROL_PORT } from '../ka/index.js';
-import { KaUsageError, parseHostPort, parseNumber, parseSize, resolveSecret, stderrLogger } from '../ka/cli-common.js';
+import { KaUsageError, parseHash, parseHostPort, parseNumber, parseSize, resolveSecret, stderrLogger } from '../ka/cli-common.js';
 
 export const kaClientUsage = `usage: kaboot ka-client -s SESSION [-e COMMAND] [options]
   -s, --session NAME      session to join
@@ -15,6 +15,7 @@ export const kaClientUsage = `usage: kaboot ka-client -s SESSION [-e COMMAND] [o
       --discovery-port P  (4957)     --tries N   discovery rounds, 1 s apart (10)
       --ring SIZE         ring buffer size (64M)
       --name NAME         node name shown by the coordinator (hostname)
+      --hash auto|openssl|node   where the SHA-256 is computed (auto: openssl if on PATH)
       --log-level L       pino level (info)
 Prints this node's result as JSON on stdout; exits 1 if the stream or the command failed.
 `;
@@ -37,6 +38,7 @@ export async function kaClientCommand(argv: string[]): Promise<number> {
       ring: { type: 'string' },
       name: { type: 'string' },
       'log-level': { type: 'string' },
+      hash: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -61,6 +63,7 @@ export async function kaClientCommand(argv: string[]): Promise<number> {
       discoveryTries: parseNumber(values.tries, '--tries', { min: 1, integer: true }),
       ringBytes: values.ring ? parseSize(values.ring, '--ring') : undefined,
       name: values.name,
+      hash: parseHash(values.hash),
       logger,
     });
     process.stderr.write(formatNodeSummary(res));

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { startSession, formatSessionSummary, type SourceSpec } from '../ka/index.js';
-import { KaUsageError, parseNumber, parseSize, resolveSecret, stderrLogger } from '../ka/cli-common.js';
+import { KaUsageError, parseHash, parseNumber, parseSize, resolveSecret, stderrLogger } from '../ka/cli-common.js';
 
 export const kaServerUsage = `usage: kaboot ka-server -s SESSION -n N [-e COMMAND | -f FILE] [options]
   -s, --session NAME      session name nodes ask for (getstage2, kainstall1, ...)
@@ -22,6 +22,7 @@ export const kaServerUsage = `usage: kaboot ka-server -s SESSION -n N [-e COMMAN
       --dead-after SEC    a silent node is dead after SEC (5)
       --slow-fraction F   slow below F x median capacity (0.5)  --slow-after N windows (5)  --no-slow
       --no-late-join      refuse nodes after the start
+      --hash auto|openssl|node   where the SHA-256 is computed (auto: openssl if on PATH)
       --log-level L       pino level (info)
 Prints the session's result as JSON on stdout, a summary on stderr; exits 1 if any node failed.
 `;
@@ -53,6 +54,7 @@ export async function kaServerCommand(argv: string[]): Promise<number> {
       'no-slow': { type: 'boolean' },
       'no-late-join': { type: 'boolean' },
       'log-level': { type: 'string' },
+      hash: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -89,6 +91,7 @@ export async function kaServerCommand(argv: string[]): Promise<number> {
         ? false
         : { fraction: parseNumber(values['slow-fraction'], '--slow-fraction', { min: 0 }) ?? 0.5, windows: parseNumber(values['slow-after'], '--slow-after', { min: 1, integer: true }) ?? 5 },
       lateJoin: !values['no-late-join'],
+      hash: parseHash(values.hash),
       logger,
     });
     process.stderr.write(`ka-server: session ${values.session} listening, control port ${session.controlPort}, data port ${session.dataPort}\n`);

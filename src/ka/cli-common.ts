@@ -45,3 +45,9 @@ export function parseHostPort(s: string, defaultPort: number): { host: string; p
 export function stderrLogger(level = 'info', name = 'kaboot-ka'): Logger {
   return pino({ name, level }, pino.destination(2));
 }
+
+export function parseHash(v: string | undefined): 'auto' | 'node' | 'openssl' {
+  if (v === undefined) return 'auto';
+  if (v === 'auto' || v === 'node' || v === 'openssl') return v;
+  throw new KaUsageError(`--hash: "${v}" is not auto, openssl or node`);
+}

@@ -20,6 +20,7 @@ import { SocketSink } from './sinks.js';
 import { Spool } from './spool.js';
 import { SOURCE_ID, buildTopology, planLateJoin, planMoveToTail, planRemoval, relayOrder, resumeSource, type Attachment, type Topology } from './topology.js';
 import { SlowNodeTracker, defaultSlowPolicy, type NodeWindow, type SlowPolicy } from './slow-policy.js';
+import { hasherFor, type HashChoice } from './hasher.js';
 import { DEFAULT_CONTROL_PORT, DEFAULT_DATA_PORT, DEFAULT_RING_BYTES } from './node.js';
 
 export type SourceSpec = { command: string } | { file: string } | { stream: Readable };
@@ -51,6 +52,8 @@ export interface SessionOptions {
   statsIntervalMs?: number;
   /** nodes joining after the start become the tail and catch up from the spool (default true) */
   lateJoin?: boolean;
+  /** where the source's SHA-256 is computed (default auto: openssl when on PATH) */
+  hash?: HashChoice;
   logger: Logger;
 }
 
@@ -168,6 +171,8 @@ interface NodeRec {
   movedToTail: number;
   relinks: number;
   lostStreak: number;
+  /** silent past the limit at the last tick; dropped if still silent at the next one */
+  suspect: boolean;
 }
 
 const HANDSHAKE_MS = 10_000;
@@ -228,14 +233,14 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   const result = new Promise<SessionResult>((r) => (resolveResult = r));
 
   const relay = new Relay(
-    { ringBytes: opts.ringBytes ?? DEFAULT_RING_BYTES, gapReader: () => spool.gapReader() },
+    { ringBytes: opts.ringBytes ?? DEFAULT_RING_BYTES, gapReader: () => spool.gapReader(), hasher: hasherFor(opts.hash) },
     {
       pause: () => sourceStream?.pause(),
       resume: () => sourceStream?.resume(),
       readerFailed: (k, reason) => log.warn({ reader: k, reason }, 'ka: source reader dropped'),
     },
   );
-  relay.addReader('spool', spool, 0, 'blocking');
+  relay.addReader('spool', spool, 0, 'blocking', true);
   spool.onWritten = () => relay.pumpAll();
 
   const serving = (id: number) => {
@@ -391,6 +396,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
         movedToTail: 0,
         relinks: 0,
         lostStreak: 0,
+        suspect: false,
       };
       nodes.set(id, n);
       conn.send({ type: 'WELCOME', nodeId: id, running: started, dataPort, spoolLinkId, spoolToken });
@@ -437,6 +443,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     }
     const f: Frame = ev.frame;
     n.lastSeen = Date.now();
+    n.suspect = false;
     switch (f.type) {
       case 'STATS':
         n.position = f.position;
@@ -532,13 +539,17 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     });
     s.on('end', () => {
       sourceEndedAt = Date.now();
-      const fin = relay.finishAsSource();
-      total = fin.total;
-      digest = fin.digest;
       spool.end();
-      event('source-ended', undefined, { total, digest: digest.toString('hex') });
-      log.info({ total, digest: digest.toString('hex') }, 'ka: end of data flow');
-      checkDone();
+      relay.finishAsSource().then(
+        (fin) => {
+          total = fin.total;
+          digest = fin.digest;
+          event('source-ended', undefined, { total, digest: fin.digest.toString('hex') });
+          log.info({ total, digest: fin.digest.toString('hex') }, 'ka: end of data flow');
+          checkDone();
+        },
+        (e: unknown) => void close(`hashing the source failed: ${e instanceof Error ? e.message : String(e)}`),
+      );
     });
     if (relay.paused) s.pause();
   };
@@ -572,7 +583,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   let finishing = false;
   const checkDone = () => {
     if (!started || finishing) return;
-    const sourceDone = sourceEndedAt > 0 && (!('command' in opts.source) || sourceExitCode !== null || sourceError !== null);
+    const sourceDone = sourceEndedAt > 0 && digest !== null && (!('command' in opts.source) || sourceExitCode !== null || sourceError !== null);
     if (!sourceDone) return;
     const open = [...nodes.values()].filter((n) => n.state === 'running');
     if (open.length > 0) return;
@@ -658,16 +669,31 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   };
 
   // ---- periodic: stats window, dead and slow nodes ----
+  let lastTick = Date.now();
   const tick = setInterval(() => {
     const now = Date.now();
+    // if this process itself was stalled (a loaded host), the nodes' stats are still
+    // unread in the socket buffers: silence is only judged on time this process ran
+    const stalled = now - lastTick > 2 * statsMs;
+    lastTick = now;
     const w = relay.takeWindow();
     sourceRate = (w.bytesIn * 1000) / statsMs;
     for (const n of nodes.values()) {
+      if (stalled) {
+        n.lastSeen = Math.max(n.lastSeen, now - statsMs);
+        continue;
+      }
       if ((n.state === 'running' || n.state === 'finished') && now - n.lastSeen > deadAfter) {
+        // judged again at the next tick, after this loop has read what is pending
+        if (!n.suspect) {
+          n.suspect = true;
+          continue;
+        }
         log.warn({ node: n.id, silentMs: now - n.lastSeen }, 'ka: node silent, dropping it');
         n.conn.close(`silent for ${now - n.lastSeen} ms`);
       }
     }
+    if (stalled) return;
     if (!tracker || !started) return;
     const windows: NodeWindow[] = [];
     for (const n of nodes.values()) {

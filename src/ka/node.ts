@@ -13,6 +13,7 @@ import { discover, DEFAULT_DISCOVERY_PORT } from './discovery.js';
 import { DataServer, RemoteSpoolReader, connectLink } from './links.js';
 import { Relay } from './relay.js';
 import { SocketSink, StdinSink } from './sinks.js';
+import { hasherFor, type HashChoice } from './hasher.js';
 
 export const DEFAULT_CONTROL_PORT = 30765;
 export const DEFAULT_DATA_PORT = 30764;
@@ -37,6 +38,8 @@ export interface JoinOptions {
   ringBytes?: number;
   name?: string;
   statsIntervalMs?: number;
+  /** where this node's SHA-256 is computed (default auto: openssl when on PATH) */
+  hash?: HashChoice;
   logger: Logger;
 }
 
@@ -136,7 +139,7 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
 
     const done = new Promise<void>((resolveDone, rejectDone) => {
       const r = new Relay(
-        { ringBytes, gapReader: spoolReader },
+        { ringBytes, gapReader: spoolReader, hasher: hasherFor(opts.hash) },
         {
           pause: () => upstream?.socket.pause(),
           resume: () => upstream?.socket.resume(),

@@ -29,6 +29,16 @@ export interface GapReader {
 
 export type ReaderMode = 'blocking' | 'detached';
 
+/**
+ * A SHA-256 computed outside the event loop: a sink fed like any reader (the bytes go
+ * to `openssl dgst` on a pipe, which hashes with the CPU's SHA instructions and on
+ * another core), and the digest once the sink has ended.
+ */
+export interface ExternalHasher {
+  sink: Sink;
+  digest: Promise<Buffer>;
+}
+
 export interface ReaderStats {
   key: string;
   mode: ReaderMode;
@@ -51,6 +61,8 @@ class Reader {
   gap: GapReader | null = null;
   ended = false;
   dead = false;
+  /** the spool and the hasher end at the last byte; links and the consumer wait for the digest to send END */
+  endWithoutDigest = false;
   /** null while the reader waits for its child to connect: it holds its place in the ring but takes nothing */
   constructor(readonly key: string, public sink: Sink | null, public cursor: number, public mode: ReaderMode) {}
   releasedTo(): number {
@@ -63,6 +75,8 @@ export interface RelayOptions {
   /** largest write handed to a sink at once */
   maxWrite?: number;
   gapReader?: () => GapReader;
+  /** where the SHA-256 is computed: in this process (default), or by an external hasher fed as a reader */
+  hasher?: () => ExternalHasher;
   now?: () => number;
 }
 
@@ -79,7 +93,10 @@ export interface RelayEvents {
 
 export class Relay {
   readonly ring: ChunkRing;
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | null;
+  private readonly external: ExternalHasher | null;
+  private digestPromise: Promise<Buffer> | null = null;
+  private allIn = false;
   private readonly readers = new Map<string, Reader>();
   private readonly maxWrite: number;
   private readonly now: () => number;
@@ -99,6 +116,13 @@ export class Relay {
     this.ring = new ChunkRing(opts.ringBytes);
     this.maxWrite = opts.maxWrite ?? 1024 * 1024;
     this.now = opts.now ?? Date.now;
+    this.external = opts.hasher ? opts.hasher() : null;
+    this.hash = this.external ? null : createHash('sha256');
+    if (this.external) {
+      const r = new Reader('hash', this.external.sink, 0, 'blocking');
+      r.endWithoutDigest = true;
+      this.readers.set('hash', r);
+    }
   }
 
   get end(): number {
@@ -109,7 +133,8 @@ export class Relay {
   ingest(offset: number, data: Buffer): boolean {
     if (offset !== this.ring.end) throw new Error(`ingest at ${offset}, relay end is ${this.ring.end}`);
     if (this.total !== null && offset + data.length > this.total) throw new Error('bytes past the announced end');
-    this.hash.update(data);
+    if (this.total !== null && offset + data.length === this.total) queueMicrotask(() => this.maybeAllIn());
+    this.hash?.update(data);
     this.ring.push(data);
     this.winBytesIn += data.length;
     this.pumpAll();
@@ -121,31 +146,59 @@ export class Relay {
     if (this.total !== null) return;
     this.total = total;
     this.digest = digest;
-    this.maybeComplete();
+    this.maybeAllIn();
     this.pumpAll();
   }
 
-  /** The source knows the total when its input ends; the digest is its own. */
-  finishAsSource(): { total: number; digest: Buffer } {
-    const digest = this.hash.copy().digest();
-    this.finish(this.ring.end, digest);
-    return { total: this.ring.end, digest };
+  /** The source knows the total when its input ends; the digest is its own, once computed. */
+  async finishAsSource(): Promise<{ total: number; digest: Buffer }> {
+    const total = this.ring.end;
+    this.total = total;
+    this.maybeAllIn();
+    this.pumpAll();
+    const digest = await this.ownDigestPromise();
+    this.digest = digest;
+    this.pumpAll();
+    return { total, digest };
   }
 
-  private maybeComplete() {
-    if (this.completed || this.total === null || this.digest === null || this.ring.end !== this.total) return;
-    this.completed = true;
-    this.ownDigest = this.hash.digest();
-    this.events.complete?.({ total: this.total, digestOk: this.ownDigest.equals(this.digest), digest: this.ownDigest });
+  private ownDigestPromise(): Promise<Buffer> {
+    if (!this.digestPromise) {
+      this.digestPromise = this.external ? this.external.digest : Promise.resolve((this.hash as Hash).digest());
+    }
+    return this.digestPromise;
+  }
+
+  private maybeAllIn() {
+    if (this.allIn || this.total === null || this.ring.end !== this.total) return;
+    this.allIn = true;
+    this.ownDigestPromise().then(
+      (own) => {
+        this.ownDigest = own;
+        this.completed = true;
+        const expected = this.digest ?? own;
+        this.events.complete?.({ total: this.total as number, digestOk: own.equals(expected), digest: own });
+        this.pumpAll();
+      },
+      (e: unknown) => {
+        this.completed = true;
+        this.ownDigest = Buffer.alloc(0);
+        this.events.readerFailed?.('hash', `hashing failed: ${e instanceof Error ? e.message : String(e)}`);
+        this.events.complete?.({ total: this.total as number, digestOk: false, digest: Buffer.alloc(32) });
+      },
+    );
   }
 
   get isComplete(): boolean {
     return this.completed;
   }
 
-  addReader(key: string, sink: Sink, cursor: number, mode: ReaderMode): void {
+  /** `endWithoutDigest`: the reader ends at the last byte (the spool), not when the digest is known. */
+  addReader(key: string, sink: Sink, cursor: number, mode: ReaderMode, endWithoutDigest = false): void {
     this.removeReader(key, 'replaced');
-    this.readers.set(key, new Reader(key, sink, cursor, mode));
+    const r = new Reader(key, sink, cursor, mode);
+    r.endWithoutDigest = endWithoutDigest;
+    this.readers.set(key, r);
     this.pumpAll();
   }
 
@@ -269,9 +322,9 @@ export class Relay {
           return;
         }
       }
-      if (this.total !== null && this.digest && r.cursor === this.total && this.completed) {
+      if (this.total !== null && r.cursor === this.total && (r.endWithoutDigest || this.digest)) {
         r.ended = true;
-        sink.end(this.total, this.digest);
+        sink.end(this.total, this.digest ?? Buffer.alloc(32));
         this.events.readerDone?.(r.key);
       }
     } finally {

@@ -59,7 +59,7 @@ test('ring: keeps at most its capacity (plus one chunk) of what blocking readers
   assert.throws(() => new ChunkRing(0), RangeError);
 });
 
-test('relay: readers get every byte in order, END with the digest, and a slow blocking reader pauses upstream', () => {
+test('relay: readers get every byte in order, END with the digest, and a slow blocking reader pauses upstream', async () => {
   let paused = 0;
   let resumed = 0;
   const relay = new Relay({ ringBytes: 1000 }, { pause: () => paused++, resume: () => resumed++ });
@@ -80,6 +80,7 @@ test('relay: readers get every byte in order, END with the digest, and a slow bl
   for (; i < 50; i++) relay.ingest(i * 100, data.subarray(i * 100, (i + 1) * 100));
   const digest = createHash('sha256').update(data).digest();
   relay.finish(5000, digest);
+  await new Promise((r) => setImmediate(r));
   assert.ok(fast.bytes.equals(data));
   assert.ok(slow.bytes.equals(data));
   assert.equal(fast.ended?.total, 5000);
@@ -88,11 +89,12 @@ test('relay: readers get every byte in order, END with the digest, and a slow bl
   assert.ok(relay.ownDigest?.equals(digest));
 });
 
-test('relay: a wrong digest is reported, not hidden', () => {
+test('relay: a wrong digest is reported, not hidden', async () => {
   let got: { digestOk: boolean } | null = null;
   const relay = new Relay({ ringBytes: 100 }, { complete: (c) => (got = c) });
   relay.ingest(0, Buffer.from('hello'));
   relay.finish(5, Buffer.alloc(32));
+  await new Promise((r) => setImmediate(r));
   assert.deepEqual(got && { ok: (got as { digestOk: boolean }).digestOk }, { ok: false });
 });
 
@@ -102,7 +104,7 @@ test('relay: a detached reader never pauses upstream, and falls back to the spoo
     const spool = await Spool.create(join(dir, 's'));
     let paused = 0;
     const relay = new Relay({ ringBytes: 300, gapReader: () => spool.gapReader() }, { pause: () => paused++ });
-    relay.addReader('spool', spool, 0, 'blocking');
+    relay.addReader('spool', spool, 0, 'blocking', true);
     spool.onWritten = () => relay.pumpAll();
     const lazy = new MemorySink();
     lazy.budget = 1;
@@ -112,8 +114,8 @@ test('relay: a detached reader never pauses upstream, and falls back to the spoo
       relay.ingest(i * 100, data.subarray(i * 100, (i + 1) * 100));
       while (spool.size < (i + 1) * 100) await new Promise((r) => setTimeout(r, 1));
     }
-    relay.finishAsSource();
     spool.end();
+    await relay.finishAsSource();
     await spool.whenWritten();
     assert.equal(paused, 0, 'a detached reader holds nobody back');
     assert.ok(relay.ring.start > 0, 'the ring moved on without it');
@@ -150,4 +152,28 @@ test('relay: without a spool, a reader behind the ring is dropped with a reason'
   relay.addReader('late', late, 0, 'blocking');
   assert.deepEqual(failed, ['late']);
   assert.match(late.destroyed ?? '', /no longer held/);
+});
+
+test('relay: the SHA-256 computed by openssl on a pipe matches, and feeds nothing else', async () => {
+  const { opensslHasher } = await import('../../src/ka/hasher.js');
+  let got: { digestOk: boolean; digest: Buffer } | null = null;
+  const relay = new Relay({ ringBytes: 1 << 20, hasher: opensslHasher }, { complete: (c) => (got = c) });
+  const out = new MemorySink();
+  relay.addReader('out', out, 0, 'blocking');
+  const data = randomBytes(3 << 20);
+  for (let i = 0; i < 48; i++) {
+    relay.ingest(i * 65536, data.subarray(i * 65536, (i + 1) * 65536));
+    await new Promise((r) => setImmediate(r));
+  }
+  const digest = createHash('sha256').update(data).digest();
+  relay.finish(data.length, digest);
+  for (let i = 0; i < 500 && !got; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(got, 'complete');
+  assert.equal((got as { digestOk: boolean }).digestOk, true);
+  assert.ok(out.bytes.equals(data));
+  assert.ok(out.ended?.digest.equals(digest));
+  const source = new Relay({ ringBytes: 1 << 20, hasher: opensslHasher });
+  source.ingest(0, data.subarray(0, 1000));
+  const fin = await source.finishAsSource();
+  assert.ok(fin.digest.equals(createHash('sha256').update(data.subarray(0, 1000)).digest()));
 });
