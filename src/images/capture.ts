@@ -129,7 +129,7 @@ export async function captureLocal(store: ImageStore, name: string, opts: Captur
     for (const s of sources) {
       opts.onProgress?.(`capturing ${s.mount} from ${s.dir} (${s.fstype})`);
       const tar = spawnTar(s.dir, { exclude: s.mount === '/' ? opts.exclude : undefined, signal: opts.signal });
-      const added = staging.addFilesystem(tar.stdout, s, opts.signal);
+      const added = staging.addFilesystem({ tar: tar.stdout }, s, opts.signal);
       added.catch(() => tar.kill());
       const [rec, tarWarnings] = await Promise.all([added, tar.finished]);
       warnings.push(...tarWarnings);

@@ -8,8 +8,6 @@
 // and DELETE /images/:name/captures/:capture to give up.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { execa } from 'execa';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { requireToken } from '../http/auth.js';
 import { ImageStore, ImageStoreError, type Staging } from './store.js';
@@ -145,27 +143,7 @@ export const imageRoutes: FastifyPluginAsync<ImageRoutesOptions> = async (app, o
         req.raw.once('close', () => {
           if (!req.raw.complete) aborted.abort(new Error('the client went away'));
         });
-        let tar: Readable = body;
-        let unzstd: ReturnType<typeof execa> | undefined;
-        let unzstdDone: Promise<unknown> = Promise.resolve();
-        if (type === 'application/zstd') {
-          const z = execa('zstd', ['-d', '-c', '-q'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false }, reject: false, cancelSignal: aborted.signal });
-          unzstd = z;
-          const fed = pipeline(body, z.stdin!).catch((e: unknown) => e);
-          unzstdDone = Promise.all([fed, z]).then(([feedErr, r]) => {
-            if (r.exitCode !== 0 && !aborted.signal.aborted) throw new CaptureError(`the upload is not a complete zstd stream: ${String(r.stderr).trim() || (feedErr as Error | undefined)?.message || `zstd exit ${r.exitCode}`}`);
-          });
-          tar = z.stdout!;
-        }
-        const added = c.staging.addFilesystem(tar, { mount, fstype: req.query.fstype, label: req.query.label, uuid: req.query.uuid }, aborted.signal);
-        let rec;
-        try {
-          [rec] = await Promise.all([added, unzstdDone]);
-        } catch (e) {
-          unzstd?.kill('SIGKILL');
-          await added.catch(() => undefined);
-          throw e;
-        }
+        const rec = await c.staging.addFilesystem(type === 'application/zstd' ? { zstd: body } : { tar: body }, { mount, fstype: req.query.fstype, label: req.query.label, uuid: req.query.uuid }, aborted.signal);
         c.touched = Date.now();
         req.log.info({ image: name, mount, tar_bytes: rec.tar_bytes, squashfs_bytes: rec.squashfs_bytes, files: rec.files }, 'image file system received');
         return rec;

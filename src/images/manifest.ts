@@ -23,6 +23,9 @@ export const FilesystemRecord = Type.Object({
   squashfs_sha256: Sha256,
   tar_bytes: Type.Integer({ minimum: 0 }),
   tar_sha256: Sha256,
+  stream: Type.String({ description: 'the tar stream as captured, zstd-compressed: what a deployment sends' }),
+  stream_bytes: Type.Integer({ minimum: 0 }),
+  stream_sha256: Sha256,
   acl_file: Type.Optional(Type.String({ description: 'getfacl text for setfacl --restore (squashfs has no POSIX ACLs)' })),
   acl_entries: Type.Integer({ minimum: 0 }),
 }, { additionalProperties: false });

@@ -6,12 +6,15 @@
 import { mkdir, readdir, readFile, rename, rm, open, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
+import { createWriteStream } from 'node:fs';
+import { execa } from 'execa';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import {
   type ImageManifest, type FilesystemRecord, type BootloaderName, parseManifest, checkImageName, squashfsFileName, MOUNT_RE,
 } from './manifest.js';
-import { tarToSquashfs, type TarIngest } from './squashfs.js';
+import { tarToSquashfs, sha256File, CaptureError, type TarIngest } from './squashfs.js';
+import { fanOut } from './fan-out.js';
 import { numericAcl, parseIdFile } from './acl.js';
 
 export class ImageStoreError extends Error {
@@ -35,6 +38,9 @@ export interface FilesystemMeta {
   label?: string;
   uuid?: string;
 }
+
+/** A file system's tar stream, plain (local capture) or zstd-compressed (as pushed over HTTP). */
+export type TarSource = { tar: Readable } | { zstd: Readable };
 
 export interface CommitMeta {
   source: ImageManifest['source'];
@@ -93,7 +99,7 @@ export class ImageStore {
 
   /** Absolute path of a file of an image, for serving it; only names from its manifest. */
   fileOf(name: string, manifest: ImageManifest, rel: string): string {
-    const known = manifest.filesystems.flatMap((f) => [f.squashfs, f.acl_file]).includes(rel) || rel === 'manifest.json';
+    const known = manifest.filesystems.flatMap((f) => [f.squashfs, f.stream, f.acl_file]).includes(rel) || rel === 'manifest.json';
     if (!known) throw new ImageStoreError('not-found', `image ${name} has no file ${rel}`);
     return join(this.dirOf(name), rel);
   }
@@ -173,19 +179,58 @@ export class Staging {
     return this.filesystems.map((f) => f.mount);
   }
 
-  async addFilesystem(tar: Readable, meta: FilesystemMeta, signal?: AbortSignal): Promise<FilesystemRecord> {
+  async addFilesystem(source: TarSource, meta: FilesystemMeta, signal?: AbortSignal): Promise<FilesystemRecord> {
     if (this.done) throw new ImageStoreError('bad-request', `the capture of ${this.name} is finished`);
     if (this.busy) throw new ImageStoreError('busy', `the capture of ${this.name} is receiving another file system`);
     if (!MOUNT_RE.test(meta.mount)) throw new ImageStoreError('bad-request', `mount point ${JSON.stringify(meta.mount)}: expected an absolute path like / or /boot/efi`);
     if (this.mounts.includes(meta.mount)) throw new ImageStoreError('exists', `the capture of ${this.name} already has ${meta.mount}`);
     this.busy = true;
+    const index = this.filesystems.length;
+    const squashfs = squashfsFileName(index, meta.mount);
+    const aclFile = squashfs.replace(/\.sqfs$/, '.acl');
+    const stream = squashfs.replace(/\.sqfs$/, '.tar.zst');
+    const streamPath = join(this.dir, stream);
+    // The deploy stream is the tar exactly as captured, kept zstd-compressed: sqfs2tar
+    // would write sparse files out in full and drop the root's owner and mode, and the
+    // node checks the tar's sha256 against the golden's.
+    const zstd = execa('zstd', 'zstd' in source ? ['-d', '-q', '-c'] : ['-q', '-3', '-T0', '-c'], {
+      stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false }, reject: false, cancelSignal: signal, forceKillAfterDelay: 2000,
+    });
+    const file = createWriteStream(streamPath, { mode: 0o644 });
+    let tar: Readable;
+    let sides: Promise<unknown>[];
+    if ('zstd' in source) {
+      tar = zstd.stdout!;
+      sides = [fanOut(source.zstd, [file, zstd.stdin!])];
+    } else {
+      const toSquashfs = new PassThrough({ highWaterMark: 1 << 20 });
+      tar = toSquashfs;
+      sides = [fanOut(source.tar, [toSquashfs, zstd.stdin!]), fanOut(zstd.stdout!, [file])];
+    }
+    const sidesDone = Promise.all(sides).then(async () => {
+      const r = await zstd;
+      if (r.exitCode !== 0) throw new CaptureError('zstd' in source ? `the upload is not a complete zstd stream: ${String(r.stderr).trim() || `zstd exit ${r.exitCode}`}` : `zstd failed: ${String(r.stderr).trim()}`);
+    });
     try {
-      const index = this.filesystems.length;
-      const squashfs = squashfsFileName(index, meta.mount);
-      const aclFile = squashfs.replace(/\.sqfs$/, '.acl');
-      const ingest = await tarToSquashfs(tar, join(this.dir, squashfs), {
+      const building = tarToSquashfs(tar, join(this.dir, squashfs), {
         mount: meta.mount, keep: ['/etc/fstab', '/etc/passwd', '/etc/group'], aclPath: join(this.dir, aclFile), signal,
       });
+      let ingest: TarIngest;
+      try {
+        [ingest] = await Promise.all([building, sidesDone]);
+      } catch (e) {
+        zstd.kill('SIGKILL');
+        (tar as Readable).destroy();
+        const [built] = await Promise.allSettled([building, sidesDone, zstd]);
+        await rm(streamPath, { force: true });
+        await rm(join(this.dir, squashfs), { force: true });
+        await rm(join(this.dir, aclFile), { force: true });
+        // the builder's error says what was wrong with the stream; the others only that it stopped
+        throw built.status === 'rejected' && built.reason instanceof CaptureError ? built.reason : e;
+      }
+      const fh = await open(streamPath, 'r');
+      try { await fh.sync(); } finally { await fh.close(); }
+      const streamSize = (await stat(streamPath)).size;
       const rec: FilesystemRecord = {
         mount: meta.mount,
         fstype: meta.fstype ?? 'unknown',
@@ -198,6 +243,9 @@ export class Staging {
         squashfs_sha256: ingest.squashfs_sha256,
         tar_bytes: ingest.tar_bytes,
         tar_sha256: ingest.tar_sha256,
+        stream,
+        stream_bytes: streamSize,
+        stream_sha256: await sha256File(streamPath),
         ...(ingest.acl_entries ? { acl_file: aclFile } : {}),
         acl_entries: ingest.acl_entries,
       };

@@ -118,6 +118,18 @@ async function unpack(store: ImageStore, m: ImageManifest, into: string): Promis
   if (fs.acl_file) await execa('setfacl', [`--restore=${join(store.root, m.name, fs.acl_file)}`], { cwd: into });
 }
 
+/** What a node does with the deploy stream: zstd -d | tar -x, checking the tar's sha256. */
+async function unpackStream(store: ImageStore, m: ImageManifest, into: string): Promise<void> {
+  const fs = m.filesystems[0]!;
+  await mkdir(into);
+  const zst = await readFile(join(store.root, m.name, fs.stream));
+  assert.equal(zst.length, fs.stream_bytes);
+  assert.equal(createHash('sha256').update(zst).digest('hex'), fs.stream_sha256);
+  const tar = (await execa('zstd', ['-d', '-c'], { input: zst, encoding: 'buffer' })).stdout;
+  assert.equal(createHash('sha256').update(tar).digest('hex'), fs.tar_sha256, 'the node sees the golden\'s tar, byte for byte');
+  await execa('tar', ['--extract', '--xattrs', '--xattrs-include=*', '--acls', '--numeric-owner', '--same-permissions', '-C', into], { input: tar });
+}
+
 let expected: Awaited<ReturnType<typeof treeManifest>>;
 let app: FastifyInstance;
 let url: string;
@@ -178,6 +190,9 @@ test('local capture: the unpacked squashfs plus the ACL file equal the golden', 
   const out = join(work, 'unpacked-local');
   await unpack(store, m, out);
   compare(await treeManifest(out, { mtimes: true }), expected);
+  const outStream = join(work, 'unpacked-local-stream');
+  await unpackStream(store, m, outStream);
+  compare(await treeManifest(outStream, { mtimes: true }), expected);
   assert.deepEqual((await store.list()).map((i) => i.name), ['golden-1']);
   assert.equal((await store.get('golden-1'))?.filesystems[0]?.tar_sha256, fs.tar_sha256);
 });
@@ -191,6 +206,10 @@ test('push over HTTP (zstd): the appliance stores the same tree; the wire carrie
   const out = join(work, 'unpacked-push');
   await unpack(store, r.manifest, out);
   compare(await treeManifest(out, { mtimes: true }), expected);
+  assert.equal(fs.stream_bytes, r.wireBytes['/'], 'the stored deploy stream is the received zstd, verbatim');
+  const outStream = join(work, 'unpacked-push-stream');
+  await unpackStream(store, r.manifest, outStream);
+  compare(await treeManifest(outStream, { mtimes: true }), expected);
   const list = await (await fetch(`${url}/api/images`)).json() as { images: { name: string }[] };
   assert.deepEqual(list.images.map((i) => i.name), ['pushed']);
   const shown = await (await fetch(`${url}/api/images/pushed`)).json() as ImageManifest;

@@ -32,9 +32,9 @@ test('begin, add, commit: the image appears whole, once', async () => {
   await assert.rejects(store.begin('../escape'), (e: unknown) => e instanceof ImageStoreError && e.code === 'bad-name');
   const s = await store.begin('one');
   assert.deepEqual(await store.list(), [], 'nothing visible while staging');
-  const rec = await s.addFilesystem(Readable.from([await tinyTar()]), { mount: '/', fstype: 'ext4', uuid: 'abcd-1234' });
-  await assert.rejects(s.addFilesystem(Readable.from([await tinyTar()]), { mount: '/' }), /already has \//);
-  await assert.rejects(s.addFilesystem(Readable.from([Buffer.alloc(0)]), { mount: 'relative' }), /absolute path/);
+  const rec = await s.addFilesystem({ tar: Readable.from([await tinyTar()]) }, { mount: '/', fstype: 'ext4', uuid: 'abcd-1234' });
+  await assert.rejects(s.addFilesystem({ tar: Readable.from([await tinyTar()]) }, { mount: '/' }), /already has \//);
+  await assert.rejects(s.addFilesystem({ tar: Readable.from([Buffer.alloc(0)]) }, { mount: 'relative' }), /absolute path/);
   await assert.rejects(s.commit({ source: { kind: 'local', paths: [] }, expect: { '/': '0'.repeat(64) } }), /sha256/);
   const m = await s.commit({ source: { kind: 'local', paths: ['/=/x'] }, expect: { '/': rec.tar_sha256 } });
   assert.equal(m.fstab, '/dev/vda1 / ext4 defaults 0 1\n');
@@ -52,7 +52,7 @@ test('begin, add, commit: the image appears whole, once', async () => {
 test('a stream that is not tar leaves nothing behind', async () => {
   const store = await ImageStore.open(join(work, 'images2'));
   const s = await store.begin('junk');
-  await assert.rejects(s.addFilesystem(Readable.from([Buffer.alloc(5000, 0x41)]), { mount: '/' }), /not a valid tar|tar2sqfs/);
+  await assert.rejects(s.addFilesystem({ tar: Readable.from([Buffer.alloc(5000, 0x41)]) }, { mount: '/' }), /not a valid tar|tar2sqfs/);
   assert.deepEqual(await readdir(join(s.dir, 'fs')), []);
   await s.abort();
   assert.equal(existsSync(s.dir), false);
