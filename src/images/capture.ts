@@ -90,10 +90,11 @@ export async function resolveSources(froms: string[]): Promise<CaptureSource[]> 
   return out;
 }
 
+/** An excluded directory keeps itself (owner, mode) and loses its contents, as ka-d.sh -x did ("Creating excluded directories"). */
 export function tarArgs(dir: string, excludes: string[] = []): string[] {
   return [
     '--create', '--format=posix', '--one-file-system', '--sparse', '--xattrs', '--xattrs-include=*', '--xattrs-exclude=system.posix_acl_*', '--acls', '--numeric-owner',
-    '--no-wildcards-match-slash', ...excludes.map((x) => `--exclude=./${x.replace(/^\/+/, '')}`), '-C', dir, '.',
+    '--no-wildcards-match-slash', ...excludes.map((x) => `--exclude=./${x.replace(/^\/+|\/+$/g, '')}/*`), '-C', dir, '.',
   ];
 }
 

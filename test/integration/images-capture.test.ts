@@ -300,6 +300,13 @@ test('kaboot image list, show, rm and capture on the command line', async () => 
   const bad = await kaboot('image', 'show', '../etc', '--images', images);
   assert.equal(bad.exitCode, 2);
   assert.match(bad.stderr, /image name "..\/etc": expected/);
+  const excl = await kaboot('image', 'capture', 'cli-excl', '--from', golden, '--images', images, '--exclude', '/home/user/', '--json');
+  assert.equal(excl.exitCode, 0, excl.stderr);
+  const exclFs = (JSON.parse(excl.stdout) as ImageManifest).filesystems[0]!;
+  const listing = String((await execa('unsquashfs', ['-lln', '-d', '', join(images, 'store/cli-excl', exclFs.squashfs)])).stdout);
+  assert.match(listing, /^drwx------ 1234\/1234 .* \/home\/user$/m, 'the excluded directory itself stays');
+  assert.doesNotMatch(listing, /notes\.txt/);
+  assert.equal((await kaboot('image', 'rm', 'cli-excl', '--images', images)).exitCode, 0);
   assert.equal((await kaboot('image', 'rm', 'cli-one', '--images', images)).exitCode, 0);
   assert.equal((await kaboot('image', 'rm', 'cli-one', '--images', images)).exitCode, 1);
   assert.match((await kaboot('image', 'list', '--images', images)).stdout, /^no images in /);
