@@ -97,3 +97,35 @@ test('the first node killed after its ring wrapped: the spool fills the gap', { 
     await k.destroy();
   }
 });
+
+test('a late joiner (tree of arity 2) becomes the tail and catches up from the spool', { timeout: 600_000 }, async () => {
+  const k = await kaLab('krl', 3, 113);
+  try {
+    const small = await makeData(k.dir, 256 * MiB, 'late');
+    const server = k.server(['-s', 'kainstall1', '-n', '2', '-a', '2', '-f', small.file, '--no-slow', '--ring', '8M']);
+    await serverReady(server);
+    const firstOut = join(k.dir, 'first-bytes');
+    const early = [k.client(0, ['-s', 'kainstall1', '-w'], { consumer: `tee ${firstOut} | openssl dgst -sha256 -r > ${k.outFile(0)}` }), k.client(1, ['-s', 'kainstall1', '-w'])];
+    await until(() => sizeOf(firstOut) >= 0.3 * 256 * MiB, 300_000, 'the session to be 30% through');
+    const late = k.client(2, ['-s', 'kainstall1']);
+    const { exitCode, json } = await serverResult(server);
+    const results = await Promise.all([...early, late].map(clientResult));
+    assert.equal(exitCode, 0, server.log().slice(-3000));
+    const byName = new Map(json.nodes.map((n) => [n.name, n]));
+    const n2 = byName.get('n2');
+    assert.ok(json.events.some((e) => e.kind === 'late-join' && e.node === n2?.id), 'n2 joined late');
+    assert.equal(n2?.mode, 'detached');
+    assert.ok(n2?.parent !== 0, 'under the tail, not the source');
+    assert.equal(json.events.filter((e) => e.kind === 'released').length, 2, 'the two -w nodes were released');
+    for (let i = 0; i < 3; i++) {
+      assert.equal(k.digestOf(i), small.sha256, `n${i}`);
+      assert.equal(results[i]?.exitCode, 0);
+    }
+    const parentName = json.nodes.find((n) => n.id === n2?.parent)?.name;
+    const viaParent = results[Number(parentName?.slice(1))]?.json?.childGapBytes ?? 0;
+    assert.ok(viaParent > 0, `n2's parent served it from the spool (${viaParent} bytes)`);
+    console.log(`late join: n2 under ${parentName}, ${(viaParent / MiB).toFixed(0)} MiB of its stream came from the spool`);
+  } finally {
+    await k.destroy();
+  }
+});
