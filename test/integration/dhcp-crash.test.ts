@@ -49,7 +49,7 @@ for (const sync of ['write', 'fsync'] as const) {
       '--server', '10.51.0.1', '--bind', '10.51.0.2', '--count', '12000', '--concurrency', '64', '--timeout', '400', '--max-failures', '200', '--out', acks,
       '--prefix', sync === 'write' ? '02:01' : '02:02',
     ], { cwd: REPO, reject: false, all: true });
-    await waitForLines(acks, 1500, 60_000);
+    await waitForLines(acks, 1500, 180_000);
     server.kill('SIGKILL');
     await server.proc;
     const done = await burst;
