@@ -71,7 +71,7 @@ export interface RunResult {
   /** mean over receivers of size / (its own end - source start) */
   meanMbps: number | null;
   digestsOk: number;
-  /** mean over receivers of (user + system) / GiB moved */
+  /** mean over the receivers whose digest matched of (user + system) / GiB moved */
   cpuPerGib: number | null;
   cpuPerGibMax: number | null;
   /** share of the machine's CPUs (all cores) busy during the run, % */
@@ -138,7 +138,8 @@ async function runOnce(bl: BroadcastLab, method: Method, file: string, size: num
     const digests = run.digestFiles.map((f) => readDigest(f));
     const digestsOk = digests.filter((d) => d === expected).length;
     if (!error && digestsOk < n) error = `${n - digestsOk} digest(s) wrong` + tail(run.sourceLog);
-    const cpus = run.receivers.map((r) => readTimeFile(r.timeFile)).filter((c) => c !== undefined);
+    // Only receivers that got the whole stream: a node that failed early spent little and would flatter the mean.
+    const cpus = run.receivers.filter((_, i) => digests[i] === expected).map((r) => readTimeFile(r.timeFile)).filter((c) => c !== undefined);
     const perGib = cpus.map((c) => (c.user + c.system) / (size / GIB));
     const cpu1 = hostCpu();
     const session = run.resultFile ? readSession(run.resultFile) : undefined;
@@ -150,8 +151,8 @@ async function runOnce(bl: BroadcastLab, method: Method, file: string, size: num
       mbps: seconds ? size / seconds / 1e6 : null,
       meanMbps: ends.length === n ? mean(ends.map((e) => size / ((e - t0) / 1000) / 1e6)) : null,
       digestsOk,
-      cpuPerGib: perGib.length === n ? mean(perGib) : null,
-      cpuPerGibMax: perGib.length === n ? Math.max(...perGib) : null,
+      cpuPerGib: perGib.length ? mean(perGib) : null,
+      cpuPerGibMax: perGib.length ? Math.max(...perGib) : null,
       hostBusy: (100 * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total),
       ...(session?.mbps !== undefined ? { sessionMbps: session.mbps } : {}),
       ...(error ? { error } : {}),
