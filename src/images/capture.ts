@@ -98,6 +98,11 @@ export function tarArgs(dir: string, excludes: string[] = []): string[] {
   ];
 }
 
+/** What a node runs on a received stream (after zstd -d): the counterpart of tarArgs, keeping owners, modes, xattrs, ACLs, holes. */
+export function tarExtractArgs(dir: string): string[] {
+  return ['--extract', '--xattrs', '--xattrs-include=*', '--acls', '--numeric-owner', '--same-owner', '--same-permissions', '-C', dir];
+}
+
 /** tar of one tree to stdout. GNU tar exits 1 when a file changed while read (a live golden): a warning, not a failure. */
 export function spawnTar(dir: string, opts: { exclude?: string[]; signal?: AbortSignal } = {}): { stdout: Readable; kill: () => void; finished: Promise<string[]> } {
   const proc = execa('tar', tarArgs(dir, opts.exclude), {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ImageStore } from '../../src/images/store.js';
-import { captureLocal } from '../../src/images/capture.js';
+import { captureLocal, tarExtractArgs } from '../../src/images/capture.js';
 import { pushImage } from '../../src/images/push.js';
 import { imageRoutes } from '../../src/images/http.js';
 import type { ImageManifest } from '../../src/images/manifest.js';
@@ -127,7 +127,7 @@ async function unpackStream(store: ImageStore, m: ImageManifest, into: string): 
   assert.equal(createHash('sha256').update(zst).digest('hex'), fs.stream_sha256);
   const tar = (await execa('zstd', ['-d', '-c'], { input: zst, encoding: 'buffer' })).stdout;
   assert.equal(createHash('sha256').update(tar).digest('hex'), fs.tar_sha256, 'the node sees the golden\'s tar, byte for byte');
-  await execa('tar', ['--extract', '--xattrs', '--xattrs-include=*', '--acls', '--numeric-owner', '--same-permissions', '-C', into], { input: tar });
+  await execa('tar', tarExtractArgs(into), { input: tar });
 }
 
 let expected: Awaited<ReturnType<typeof treeManifest>>;
