@@ -7,7 +7,7 @@ packages=(
   tftp-hpa atftp tftpd-hpa                     # TFTP clients; a TFTP peer for the benchmark
   qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux syslinux-common syslinux-efi cpio   # the lab
   socat kmod tcpdump openssl udpcast libwrap0           # captures; the KA benchmark's peers
-  squashfs-tools squashfs-tools-ng zstd attr acl fdisk util-linux   # images, desc
+  squashfs-tools squashfs-tools-ng zstd attr acl fdisk util-linux e2fsprogs libcap2-bin tar   # images, desc
 )
 missing=()
 for p in "${packages[@]}"; do
