@@ -161,7 +161,7 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
               result.durationMs = Date.now() - started;
               result.rate = lastByteAt > firstByteAt ? (total * 1000) / (lastByteAt - firstByteAt) : 0;
               result.ok = result.digestOk && (opts.command ? result.exitCode === 0 : true);
-              ctl.send({ type: 'RESULT', bytes: total, digestOk: result.digestOk, exitCode: result.exitCode ?? -1, durationMs: result.durationMs, digest });
+              ctl.send({ type: 'RESULT', bytes: total, digestOk: result.digestOk, exitCode: opts.command ? (result.exitCode ?? -1) : 0, durationMs: result.durationMs, digest });
               resultSent = true;
               maybeLeave();
             }, rejectDone);
