@@ -25,6 +25,7 @@ export interface AcceptedLink {
 }
 
 const HANDSHAKE_MS = 10_000;
+const LATE_EXPECT_MS = 500;
 const handshakeTypes = (t: number) => t === FrameType.LINK_HELLO || t === FrameType.LINK_AUTH;
 
 export interface DataServerStats {
@@ -57,6 +58,30 @@ export class DataServer {
 
   expect(link: ExpectedLink): void {
     this.expected.set(link.linkId, link);
+    this.maxLinkId = Math.max(this.maxLinkId, link.linkId);
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private maxLinkId = 0;
+  private waiters: (() => void)[] = [];
+
+  /**
+   * The coordinator sends EXPECT_CHILD to the parent just before ATTACH to the child,
+   * on another connection: a child can arrive a moment before its parent knows of it.
+   * Plausible ids (the coordinator counts up) get a short wait before a refusal.
+   */
+  private async lookup(linkId: number): Promise<ExpectedLink | undefined> {
+    const end = Date.now() + LATE_EXPECT_MS;
+    while (!this.expected.has(linkId) && linkId <= this.maxLinkId + 1000 && Date.now() < end) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, end - Date.now());
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return this.expected.get(linkId);
   }
 
   forget(linkId: number): void {
@@ -80,7 +105,7 @@ export class DataServer {
   private async handshake(conn: FramedConnection) {
     const hello = await conn.next(HANDSHAKE_MS);
     if (hello.type !== 'LINK_HELLO') throw new ConnectionClosed(`expected LINK_HELLO, got ${hello.type}`);
-    const link = this.expected.get(hello.linkId);
+    const link = await this.lookup(hello.linkId);
     if (!link) {
       conn.send({ type: 'LINK_REFUSE', code: 1, reason: 'unknown link' });
       throw new ConnectionClosed(`unknown link ${hello.linkId}`);
