@@ -19,6 +19,8 @@ export function requireBuild(): void {
 export function scratch(tag: string): string {
   const dir = `/dev/shm/kaboot-ka-${tag}-${process.pid}`;
   mkdirSync(dir, { recursive: true });
+  // a gigabyte of RAM must not outlive an interrupted run
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
