@@ -17,7 +17,7 @@ import { DiscoveryResponder, DEFAULT_DISCOVERY_PORT } from './discovery.js';
 import { DataServer, type AcceptedLink } from './links.js';
 import { Relay } from './relay.js';
 import { SocketSink } from './sinks.js';
-import { Spool } from './spool.js';
+import { FileBackedSpool, Spool } from './spool.js';
 import { SOURCE_ID, buildTopology, planLateJoin, planMoveToTail, planRemoval, relayOrder, resumeSource, type Attachment, type Topology } from './topology.js';
 import { SlowNodeTracker, defaultSlowPolicy, type NodeWindow, type SlowPolicy } from './slow-policy.js';
 import { hasherFor, type HashChoice } from './hasher.js';
@@ -208,8 +208,12 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     events.push({ atMs: Date.now() - t0, kind, node, detail });
   };
 
-  const spoolDir = opts.spoolDir ?? mkdtempSync(join(tmpdir(), 'kaboot-ka-spool-'));
-  const spool = await Spool.create(join(spoolDir, `${opts.session.replace(/[^A-Za-z0-9_.-]/g, '_')}-${process.pid}.spool`));
+  // a file source is its own spool; a command's or a stream's output is written to one
+  let relayEnd = () => 0;
+  const fileSource = 'file' in opts.source ? opts.source.file : null;
+  const spool: Spool | FileBackedSpool = fileSource
+    ? await FileBackedSpool.open(fileSource, () => relayEnd())
+    : await Spool.create(join(opts.spoolDir ?? mkdtempSync(join(tmpdir(), 'kaboot-ka-spool-')), `${opts.session.replace(/[^A-Za-z0-9_.-]/g, '_')}-${process.pid}.spool`));
   const nodes = new Map<number, NodeRec>();
   let nextNodeId = 1;
   let nextLinkId = 1;
@@ -240,8 +244,11 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
       readerFailed: (k, reason) => log.warn({ reader: k, reason }, 'ka: source reader dropped'),
     },
   );
-  relay.addReader('spool', spool, 0, 'blocking', true);
-  spool.onWritten = () => relay.pumpAll();
+  relayEnd = () => relay.end;
+  if (spool instanceof Spool) {
+    relay.addReader('spool', spool, 0, 'blocking', true);
+    spool.onWritten = () => relay.pumpAll();
+  }
 
   const serving = (id: number) => {
     if (id === SOURCE_ID) return true;
@@ -539,7 +546,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     });
     s.on('end', () => {
       sourceEndedAt = Date.now();
-      spool.end();
+      if (spool instanceof Spool) spool.end();
       relay.finishAsSource().then(
         (fin) => {
           total = fin.total;
@@ -640,7 +647,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     relay.close();
     await dataServer.close();
     if (sourceProc && sourceProc.exitCode === null) sourceProc.kill('SIGTERM');
-    await spool.close(!opts.keepSpool);
+    await (spool instanceof Spool ? spool.close(!opts.keepSpool) : spool.close());
   };
 
   const close = async (reason = 'aborted') => {

@@ -115,3 +115,37 @@ export class Spool implements Sink {
     if (remove) await rm(this.path, { force: true });
   }
 }
+
+/**
+ * When the source is a file, the file itself is the spool: every byte the source
+ * relay has read can be read again from it, so nothing is copied. (The file must not
+ * change during the session; if it did, the nodes' SHA-256 check would say so.)
+ */
+export class FileBackedSpool {
+  private constructor(readonly path: string, private readonly fh: FileHandle, private readonly readEnd: () => number) {}
+
+  static async open(path: string, readEnd: () => number): Promise<FileBackedSpool> {
+    return new FileBackedSpool(path, await open(path, 'r'), readEnd);
+  }
+
+  get size(): number {
+    return this.readEnd();
+  }
+
+  gapReader(): GapReader {
+    return {
+      read: async (offset, max) => {
+        const n = Math.min(max, this.readEnd() - offset);
+        if (n <= 0) return null;
+        const buf = Buffer.allocUnsafe(n);
+        const { bytesRead } = await this.fh.read(buf, 0, n, offset);
+        return bytesRead > 0 ? buf.subarray(0, bytesRead) : null;
+      },
+      close: () => {},
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close().catch(() => {});
+  }
+}

@@ -102,7 +102,10 @@ test('a late joiner (tree of arity 2) becomes the tail and catches up from the s
   const k = await kaLab('krl', 3, 113);
   try {
     const small = await makeData(k.dir, 256 * MiB, 'late');
-    const server = k.server(['-s', 'kainstall1', '-n', '2', '-a', '2', '-f', small.file, '--no-slow', '--ring', '8M']);
+    // a command source that trickles (4 MiB every 0.2 s), so the session is still running when n2 arrives;
+    // its output goes through the spool file
+    const trickle = `for i in $(seq 0 63); do dd if=${small.file} bs=4M skip=$i count=1 status=none; sleep 0.2; done`;
+    const server = k.server(['-s', 'kainstall1', '-n', '2', '-a', '2', '-e', trickle, '--no-slow', '--ring', '8M']);
     await serverReady(server);
     const firstOut = join(k.dir, 'first-bytes');
     const early = [k.client(0, ['-s', 'kainstall1', '-w'], { consumer: `tee ${firstOut} | openssl dgst -sha256 -r > ${k.outFile(0)}` }), k.client(1, ['-s', 'kainstall1', '-w'])];
