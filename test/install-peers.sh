@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   iproute2 procps curl                         # namespaces, process tools
-  isc-dhcp-client busybox-static dnsmasq-base dhcp-helper kea-admin   # DHCP clients, a DHCP server beside us, a relay, perfdhcp
+  isc-dhcp-client busybox-static dnsmasq-base dhcp-helper kea-admin kea-dhcp4-server   # DHCP clients, a DHCP server beside us, a relay, perfdhcp
   tftp-hpa atftp tftpd-hpa                     # TFTP clients; a TFTP peer for the benchmark
   qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux syslinux-common syslinux-efi cpio   # the lab
   socat kmod tcpdump openssl udpcast libwrap0           # captures; the KA benchmark's peers
