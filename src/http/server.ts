@@ -1,5 +1,5 @@
 // The HTTP side of the appliance: one fastify instance, one plugin per area.
-import Fastify, { type FastifyInstance, type FastifyBaseLogger } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyBaseLogger } from 'fastify';
 import type { Logger } from '../log.js';
 import { apiRoutes, type ApiDeps } from './api.js';
 import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
@@ -10,7 +10,7 @@ export interface HttpServerDeps extends ApiDeps, BootRouteDeps {
 }
 
 export async function buildHttpServer(deps: HttpServerDeps): Promise<FastifyInstance> {
-  const app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false } }, loggerInstance: deps.logger.child({ svc: 'http' }) as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 64 * 1024 });
+  const app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false } }, loggerInstance: deps.logger.child({ svc: 'http' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 64 * 1024 });
 
   // One line per finished transfer: client, path, status, bytes, seconds, rate.
   app.addHook('onResponse', async (req, reply) => {

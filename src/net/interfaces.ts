@@ -1,7 +1,8 @@
 // The host's IPv4 interfaces, and which of them kaboot serves. The table comes from
-// os.networkInterfaces(); everything else is pure, so it is tested without a network.
+// the kernel (ip -j addr); everything else is pure, so it is tested without a network.
 import os from 'node:os';
 import ipaddr from 'ipaddr.js';
+import { execaSync } from 'execa';
 
 export interface Ipv4Address {
   /** e.g. 10.0.0.1 */
@@ -42,8 +43,40 @@ export function describeIpv4(address: string, netmask: string): Ipv4Address {
   };
 }
 
+interface IpAddrJson {
+  ifname?: string;
+  address?: string;
+  flags?: string[];
+  addr_info?: { family?: string; local?: string; prefixlen?: number }[];
+}
+
+/**
+ * The kernel's IPv4 addresses as `ip -j -4 addr` lists them, in os.networkInterfaces()'s
+ * shape. Not os.networkInterfaces() itself: libuv leaves out interfaces without carrier,
+ * and an appliance must start (and bind) while its deploy NIC has no link yet.
+ */
+export function kernelInterfaceTable(): InterfaceTable {
+  const { stdout } = execaSync('ip', ['-j', '-4', 'addr', 'show']);
+  const table: InterfaceTable = {};
+  for (const link of JSON.parse(stdout) as IpAddrJson[]) {
+    if (!link.ifname) continue;
+    const internal = link.flags?.includes('LOOPBACK') ?? false;
+    table[link.ifname] = (link.addr_info ?? [])
+      .filter((a) => a.family === 'inet' && a.local && a.prefixlen !== undefined)
+      .map((a) => ({
+        address: a.local!,
+        netmask: ipaddr.IPv4.subnetMaskFromPrefixLength(a.prefixlen!).toString(),
+        family: 'IPv4' as const,
+        mac: link.address ?? '00:00:00:00:00:00',
+        internal,
+        cidr: `${a.local}/${a.prefixlen}`,
+      }));
+  }
+  return table;
+}
+
 /** Interfaces with at least one IPv4 address, loopback excluded, sorted by name. */
-export function ipv4Interfaces(table: InterfaceTable = os.networkInterfaces()): Ipv4Interface[] {
+export function ipv4Interfaces(table: InterfaceTable = kernelInterfaceTable()): Ipv4Interface[] {
   const result: Ipv4Interface[] = [];
   for (const [name, infos] of Object.entries(table)) {
     const v4 = (infos ?? []).filter((i) => i.family === 'IPv4' && !i.internal);
