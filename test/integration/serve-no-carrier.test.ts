@@ -13,7 +13,7 @@ test('kaboot serve starts on an interface without carrier and serves it once the
   const srv = await lab.host('srv');
   // A bridge whose only port is a tap nobody has opened yet (a VM not started) has no carrier.
   await lab.sh(srv.ns, 'ip link add br9 type bridge && ip addr add 10.91.0.1/24 dev br9 && ip tuntap add tap9 mode tap && ip link set tap9 master br9 && ip link set tap9 up && ip link set br9 up');
-  const carrier = (await lab.sh(srv.ns, 'sleep 0.2; cat /sys/class/net/br9/carrier')).stdout.trim();
+  const carrier = String((await lab.sh(srv.ns, 'sleep 0.2; cat /sys/class/net/br9/carrier')).stdout).trim();
   assert.equal(carrier, '0', 'the bridge has no carrier');
   const kb = await startKaboot(lab, srv.ns, { interfaces: ['br9'], dhcp: { mode: 'full', subnets: [{ subnet: '10.91.0.0/24', range: ['10.91.0.10', '10.91.0.20'] }] }, http: { port: 8080 } });
   const ifaces = kb.logs().find((l) => l.msg === 'serving interfaces') as { interfaces: { name: string }[] } | undefined;
