@@ -13,6 +13,7 @@ commands:
   config check FILE         validate a config file and print it with defaults filled in
   image list|show|rm|capture|push  the image store (kaboot image help)
   desc from-disk|check|sfdisk      partition schemes (kaboot desc help)
+  initrd build [--flavour generic|cloud] [--out DIR]  images/vmlinuz and images/all.rdz with the node agent
   ka-server -s SESSION -n N [-e CMD|-f FILE]   run a KA session: send a stream down a relay chain
   ka-client -s SESSION [-e CMD]               join a KA session: receive, relay, check the SHA-256
   help                      this text
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'ka-client': return await (await import('./ka-client.js')).kaClientCommand(rest);
       case 'image': return await (await import('./image.js')).imageCommand(rest);
       case 'desc': return await (await import('./desc.js')).descCommand(rest);
+      case 'initrd': return await (await import('./initrd.js')).initrdCommand(rest);
       case undefined:
       case 'help':
       case '--help':
