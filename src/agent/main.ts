@@ -98,7 +98,7 @@ export async function agentMain(argv: string[]): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     const r = await runSteps([network, findAppliance], state, sinks);
     if (r.ok) break;
-    const next = afterFailedAttempt(attempt, state.tried, policy);
+    const next = afterFailedAttempt(attempt, applianceCandidates(cmdline.server, state.leases), policy);
     say(next.message);
     if (next.kind === 'retry') {
       await new Promise((res) => setTimeout(res, next.delayMs));

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { bundleAgent, sha256 } from './bundle.js';
 import { buildSea, fileSha256, nodeRuntime } from './sea.js';
-import { defaultKernelRelease, fetchKernel, parseModulesDep, parseSoftdeps, selectModules, type Flavour, type KernelTree } from './kernel.js';
+import { defaultKernelRelease, fetchKernel, parseAliases, parseModulesDep, parseSoftdeps, selectModules, type Flavour, type KernelTree } from './kernel.js';
 import { pinnedNode, repoRoot, sourceDateEpoch } from './inputs.js';
 
 export interface InitrdBuildOptions {
@@ -157,7 +157,7 @@ async function stageModules(kernel: KernelTree, listFile: string, stage: string)
   const wanted = readFileSync(listFile, 'utf8').split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
   const base = join(kernel.dir, 'lib/modules', kernel.release);
   const read = (f: string) => (existsSync(join(base, f)) ? readFileSync(join(base, f), 'utf8') : '');
-  const sel = selectModules(wanted, parseModulesDep(read('modules.dep')), read('modules.builtin'), parseSoftdeps(read('modules.softdep')));
+  const sel = selectModules(wanted, parseModulesDep(read('modules.dep')), read('modules.builtin'), parseSoftdeps(read('modules.softdep')), parseAliases(read('modules.alias')));
   const destBase = join(stage, 'lib/modules', kernel.release);
   for (const f of sel.files) {
     const src = join(base, f);

@@ -76,7 +76,19 @@ export function parseSoftdeps(text: string): Map<string, string[]> {
   for (const line of text.split('\n')) {
     const w = line.trim().split(/\s+/);
     if (w[0] !== 'softdep' || !w[1]) continue;
-    out.set(normalizeName(w[1]), w.slice(2).filter((x) => !x.endsWith(':')).map(normalizeName));
+    const name = normalizeName(w[1]);
+    out.set(name, [...(out.get(name) ?? []), ...w.slice(2).filter((x) => !x.endsWith(':'))]);
+  }
+  return out;
+}
+
+/** modules.alias without wildcards: alias → module names (softdeps name aliases such as crypto-crc32c) */
+export function parseAliases(text: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    const w = line.trim().split(/\s+/);
+    if (w[0] !== 'alias' || !w[1] || !w[2] || /[*?[]/.test(w[1])) continue;
+    out.set(w[1], [...(out.get(w[1]) ?? []), normalizeName(w[2])]);
   }
   return out;
 }
@@ -97,7 +109,7 @@ export interface ModuleSelection {
   missing: string[];
 }
 
-export function selectModules(wanted: string[], dep: Map<string, { path: string; deps: string[] }>, builtinText: string, softdeps: Map<string, string[]>): ModuleSelection {
+export function selectModules(wanted: string[], dep: Map<string, { path: string; deps: string[] }>, builtinText: string, softdeps: Map<string, string[]>, aliases: Map<string, string[]> = new Map()): ModuleSelection {
   const builtins = new Set(builtinText.split('\n').filter(Boolean).map(moduleName));
   const files = new Set<string>();
   const builtin: string[] = [];
@@ -118,7 +130,8 @@ export function selectModules(wanted: string[], dep: Map<string, { path: string;
       files.add(d);
       visit(moduleName(d), true);
     }
-    for (const s of softdeps.get(n) ?? []) visit(s, false);
+    // A soft dependency names a module or an alias (crypto-crc32c); optional either way.
+    for (const s of softdeps.get(n) ?? []) for (const target of aliases.get(s) ?? [s]) visit(target, false);
   };
   for (const w of wanted) visit(w, true);
   return { files: [...files].sort(), builtin: builtin.sort(), missing: missing.sort() };
