@@ -85,7 +85,7 @@ export interface RunResult {
 
 function timeoutFor(method: string, n: number, size: number): number {
   // Fan-out and udpcast slow down with N by design; the relays should not. Generous either way.
-  const perGib = method === 'fanout' || method === 'udpcast' ? Math.max(n, 2) * 12 : Math.max(n, 2) * 5 + 20;
+  const perGib = method === 'fanout' || method === 'udpcast' ? Math.max(n, 2) * 12 : Math.max(n, 2) * 8 + 20;
   return 45_000 + (perGib * 1000 * size) / GIB;
 }
 
