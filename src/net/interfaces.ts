@@ -51,12 +51,12 @@ interface IpAddrJson {
 }
 
 /**
- * The kernel's IPv4 addresses as `ip -j -4 addr` lists them, in os.networkInterfaces()'s
+ * The kernel's IPv4 addresses as `ip -j addr` lists them, in os.networkInterfaces()'s
  * shape. Not os.networkInterfaces() itself: libuv leaves out interfaces without carrier,
  * and an appliance must start (and bind) while its deploy NIC has no link yet.
  */
 export function kernelInterfaceTable(): InterfaceTable {
-  const { stdout } = execaSync('ip', ['-j', '-4', 'addr', 'show']);
+  const { stdout } = execaSync('ip', ['-j', 'addr', 'show']);
   const table: InterfaceTable = {};
   for (const link of JSON.parse(stdout) as IpAddrJson[]) {
     if (!link.ifname) continue;
