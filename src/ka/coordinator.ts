@@ -598,6 +598,20 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     void finish();
   };
 
+  /** The session's result from what differs between a finished and an aborted session; ok is decided by the caller. */
+  const sessionResult = (r: Pick<SessionResult, 'total' | 'digest' | 'sourceError' | 'transferMs' | 'pipelineEmptiedMs' | 'throughput'>): SessionResult => ({
+    session: opts.session,
+    ok: false,
+    sourceExitCode,
+    nodes: summaries(),
+    refused,
+    droppedPeers,
+    spoolGapBytes: relay.gapBytesTotal,
+    cpuMs: cpuNow(),
+    events,
+    ...r,
+  });
+
   const finish = async () => {
     sessionState = 'draining';
     const lastAt = Math.max(sourceEndedAt, ...[...nodes.values()].map((n) => n.finishedAt ?? 0));
@@ -610,23 +624,14 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
       if (opts.releaseDelayMs) await new Promise((r) => setTimeout(r, opts.releaseDelayMs));
     }
     const transferMs = (sourceEndedAt || Date.now()) - (startedAt || t0);
-    const res: SessionResult = {
-      session: opts.session,
-      ok: false,
+    const res = sessionResult({
       total,
       digest: digest ? (digest as Buffer).toString('hex') : null,
-      sourceExitCode,
       sourceError,
       transferMs,
       pipelineEmptiedMs: Math.max(0, lastAt - sourceEndedAt),
       throughput: transferMs > 0 ? (total * 1000) / transferMs : 0,
-      nodes: summaries(),
-      refused,
-      droppedPeers,
-      spoolGapBytes: relay.gapBytesTotal,
-      cpuMs: cpuNow(),
-      events,
-    };
+    });
     res.ok = res.nodes.length > 0 && res.nodes.every((n) => n.ok) && !sourceError;
     await shutdown(false);
     sessionState = 'done';
@@ -656,23 +661,14 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     sessionState = 'done';
     finishing = true;
     await shutdown(true);
-    resolveResult({
-      session: opts.session,
-      ok: false,
+    resolveResult(sessionResult({
       total: relay.end,
       digest: null,
-      sourceExitCode,
       sourceError: sourceError ?? reason,
       transferMs: Date.now() - (startedAt || t0),
       pipelineEmptiedMs: 0,
       throughput: 0,
-      nodes: summaries(),
-      refused,
-      droppedPeers,
-      spoolGapBytes: relay.gapBytesTotal,
-      cpuMs: cpuNow(),
-      events,
-    });
+    }));
   };
 
   // ---- periodic: stats window, dead and slow nodes ----
