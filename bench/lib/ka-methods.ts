@@ -58,18 +58,24 @@ function spawnSource(ctx: RunContext, script: string): { source: ResultPromise; 
   return { source, sourceLog, t0 };
 }
 
+/** Every receiver runs `command` (stderr to its log) into its hasher, timed. */
+function spawnHashingReceivers(ctx: RunContext, command: (log: string) => string): { receivers: TimedProcess[]; digestFiles: string[] } {
+  const receivers: TimedProcess[] = [];
+  const digestFiles: string[] = [];
+  ctx.bl.receivers.forEach((r, i) => {
+    const f = files(ctx, i);
+    digestFiles.push(f.digest);
+    receivers.push(spawnTimed(ctx.bl.lab, r.ns, `${command(f.log)} | ${hashInto(f.digest)}; wait`, f.time));
+  });
+  return { receivers, digestFiles };
+}
+
 /** (c) The source opens one TCP connection per receiver and tee writes every block to each. */
 export const fanout: Method = {
   name: 'fanout',
   async start(ctx) {
     const { bl } = ctx;
-    const receivers: TimedProcess[] = [];
-    const digestFiles: string[] = [];
-    bl.receivers.forEach((r, i) => {
-      const f = files(ctx, i);
-      digestFiles.push(f.digest);
-      receivers.push(spawnTimed(bl.lab, r.ns, `${SOCAT} TCP-LISTEN:${PORT},reuseaddr STDOUT 2>${q(f.log)} | ${hashInto(f.digest)}; wait`, f.time));
-    });
+    const { receivers, digestFiles } = spawnHashingReceivers(ctx, (log) => `${SOCAT} TCP-LISTEN:${PORT},reuseaddr STDOUT 2>${q(log)}`);
     for (const r of bl.receivers) await waitListening(bl.lab, r.ns, PORT);
     const outs = bl.receivers.map((r) => `>(${SOCAT} STDIN TCP:${r.ip}:${PORT})`).join(' ');
     return { ...spawnSource(ctx, `tee ${outs} < ${q(ctx.file)} > /dev/null; wait`), receivers, digestFiles };
@@ -113,13 +119,7 @@ export function udpcast(senderOpts: string, receiverOpts: string): Method {
     name: 'udpcast',
     async start(ctx) {
       const { bl } = ctx;
-      const receivers: TimedProcess[] = [];
-      const digestFiles: string[] = [];
-      bl.receivers.forEach((r, i) => {
-        const f = files(ctx, i);
-        digestFiles.push(f.digest);
-        receivers.push(spawnTimed(bl.lab, r.ns, `udp-receiver --interface eth0 --nokbd ${receiverOpts} 2>${q(f.log)} | ${hashInto(f.digest)}; wait`, f.time));
-      });
+      const { receivers, digestFiles } = spawnHashingReceivers(ctx, (log) => `udp-receiver --interface eth0 --nokbd ${receiverOpts} 2>${q(log)}`);
       const n = bl.receivers.length;
       return {
         ...spawnSource(ctx, `udp-sender --file ${q(ctx.file)} --interface eth0 --nokbd --min-receivers ${n} ${senderOpts}`),
