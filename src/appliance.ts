@@ -34,6 +34,7 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
       nodes,
       token,
       imagesDir: config.images_dir,
+      stateDir: config.state_dir,
       boot: config.boot,
       httpPort,
       leases: () => dhcp?.leases() ?? [],

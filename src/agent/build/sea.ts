@@ -5,7 +5,8 @@ import { createReadStream, existsSync, mkdirSync, copyFileSync, chmodSync, write
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { pinnedNode, postjectPackage, seaFuse } from './inputs.js';
+import { createRequire } from 'node:module';
+import { pinnedNode, seaFuse } from './inputs.js';
 
 export async function fileSha256(file: string): Promise<string> {
   const h = createHash('sha256');
@@ -45,6 +46,8 @@ export async function buildSea(nodeBinary: string, bundleFile: string, workDir: 
   const tmp = `${out}.tmp`;
   copyFileSync(nodeBinary, tmp);
   chmodSync(tmp, 0o755);
-  await execa('npx', ['--yes', postjectPackage, tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', seaFuse], { cwd: workDir });
+  // postject is a dependency of kaboot (its version is in the manifest's inputs): no download here.
+  const postjectCli = createRequire(import.meta.url).resolve('postject/dist/cli.js');
+  await execa(process.execPath, [postjectCli, tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', seaFuse], { cwd: workDir });
   renameSync(tmp, out);
 }
