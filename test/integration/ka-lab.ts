@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { NetLab, type Host } from '../helpers/netns.js';
 import { kabootBin, repoRoot } from '../helpers/kaboot-process.js';
+import type { NodeResult } from '../../src/ka/node.js';
 
 export const SECRET = 'kaboot-ka-test-secret';
 export const GiB = 1024 ** 3;
@@ -150,17 +151,8 @@ export async function serverResult(s: KaProc): Promise<{ exitCode: number | unde
   }
 }
 
-export interface ClientJson {
-  ok: boolean;
-  bytes: number;
-  rate: number;
-  digestOk: boolean;
-  digest: string | null;
-  exitCode: number | null;
-  error: string | null;
-  cpuMs: number;
-  childGapBytes: number;
-}
+/** What `kaboot ka-client` prints: its NodeResult as JSON. */
+export type ClientJson = Pick<NodeResult, 'ok' | 'bytes' | 'rate' | 'digestOk' | 'digest' | 'exitCode' | 'error' | 'cpuMs' | 'childGapBytes'>;
 
 export async function clientResult(c: KaProc): Promise<{ exitCode: number | undefined; json: ClientJson | null }> {
   const r = await c.proc;
