@@ -67,6 +67,19 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Takes DATA blocks 1, 2, … in order from `tid`, ACKing the last of each window, until a short block; the file. */
+async function receiveData(c: ScriptedClient, tid: number, blksize: number, windowsize = 1): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (let block = 1; ; block++) {
+    const r = await c.next();
+    assert.ok(r && r.packet.op === 'DATA' && r.packet.block === block);
+    parts.push(r.packet.data);
+    const last = r.packet.data.length < blksize;
+    if (block % windowsize === 0 || last) c.send({ op: 'ACK', block }, tid);
+    if (last) return Buffer.concat(parts);
+  }
+}
+
 function rrq(filename: string, options: [string, string][] = []): TftpPacket {
   return { op: 'RRQ', filename, mode: 'octet', options };
 }
@@ -247,15 +260,7 @@ test('PXE tsize probe: OACK, client ERROR 8, then the same client port asks agai
   assert.deepEqual(r.packet.options, [['blksize', '1456']]);
   const tid = r.from.port;
   c.send({ op: 'ACK', block: 0 }, tid);
-  const parts: Buffer[] = [];
-  for (let block = 1; ; block++) {
-    r = await c.next();
-    assert.ok(r && r.packet.op === 'DATA' && r.packet.block === block);
-    parts.push(r.packet.data);
-    c.send({ op: 'ACK', block }, tid);
-    if (r.packet.data.length < 1456) break;
-  }
-  assert.deepEqual(Buffer.concat(parts), content);
+  assert.deepEqual(await receiveData(c, tid, 1456), content);
   c.close();
 });
 
@@ -288,16 +293,7 @@ test('a file above the cache limit is streamed from disk, byte-exact, windowed',
   assert.ok(r && r.packet.op === 'OACK');
   const tid = r.from.port;
   c.send({ op: 'ACK', block: 0 }, tid);
-  const parts: Buffer[] = [];
-  for (let block = 1; ; block++) {
-    r = await c.next();
-    assert.ok(r && r.packet.op === 'DATA' && r.packet.block === block);
-    parts.push(r.packet.data);
-    const last = r.packet.data.length < 1000;
-    if (block % 8 === 0 || last) c.send({ op: 'ACK', block }, tid);
-    if (last) break;
-  }
-  assert.deepEqual(Buffer.concat(parts), data);
+  assert.deepEqual(await receiveData(c, tid, 1000, 8), data);
   assert.equal(cache.stats().streamed, 1);
   c.close();
   await srv2.close();
