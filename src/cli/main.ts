@@ -14,6 +14,7 @@ commands:
   image list|show|rm|capture|push  the image store (kaboot image help)
   desc from-disk|check|sfdisk      partition schemes (kaboot desc help)
   initrd build [--flavour generic|cloud] [--out DIR]  images/vmlinuz and images/all.rdz with the node agent
+  stage2 build [--out DIR] [--cache DIR]            images/stage2.sqfs: the node's tools (sfdisk, mkfs, tar, grub)
   ka-server -s SESSION -n N [-e CMD|-f FILE]   run a KA session: send a stream down a relay chain
   ka-client -s SESSION [-e CMD]               join a KA session: receive, relay, check the SHA-256
   help                      this text
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'image': return await (await import('./image.js')).imageCommand(rest);
       case 'desc': return await (await import('./desc.js')).descCommand(rest);
       case 'initrd': return await (await import('./initrd.js')).initrdCommand(rest);
+      case 'stage2': return await (await import('./stage2.js')).stage2Command(rest);
       case undefined:
       case 'help':
       case '--help':

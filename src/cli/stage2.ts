@@ -1,0 +1,51 @@
+// kaboot stage2 build: images/stage2.sqfs, the tools a node chroots into, from Debian packages.
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { UsageError } from './main.js';
+import { buildStage2 } from '../stage2/build.js';
+import { defaultCacheDir } from '../agent/build/inputs.js';
+
+const usage = `usage: kaboot stage2 build [--out DIR] [--cache DIR] [--zstd-level N]
+  --out DIR         where stage2.sqfs and stage2.manifest.json go (default ./images)
+  --cache DIR       downloaded .deb files, by package and version (default ~/.cache/kaboot)
+  --zstd-level N    squashfs zstd level 1..22 (default 19)
+`;
+
+export async function stage2Command(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === 'help' || sub === '--help') {
+    process.stdout.write(usage);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== 'build') throw new UsageError(`stage2: unknown subcommand "${sub}"\n${usage}`);
+  let v;
+  try {
+    v = parseArgs({
+      args: rest,
+      options: {
+        out: { type: 'string', default: 'images' },
+        cache: { type: 'string' },
+        'zstd-level': { type: 'string', default: '19' },
+      },
+    }).values;
+  } catch (e) {
+    throw new UsageError(`stage2 build: ${(e as Error).message}\n${usage}`);
+  }
+  const level = Number(v['zstd-level']);
+  if (!Number.isInteger(level) || level < 1 || level > 22) throw new UsageError('stage2 build: --zstd-level is 1..22');
+  const started = Date.now();
+  const r = await buildStage2({
+    outDir: resolve(v.out),
+    cacheDir: resolve(v.cache ?? defaultCacheDir()),
+    zstdLevel: level,
+    say: (l) => process.stderr.write(`stage2: ${l}\n`),
+  });
+  const m = r.manifest;
+  const s = r.seconds;
+  process.stdout.write(
+    `${r.image}\t${m.squashfs.size} bytes\tsha256 ${m.squashfs.sha256}\n` +
+      `${r.manifestFile}\t${m.packages.length} packages, ${m.tools.length} tools, tree ${r.treeBytes} bytes\n` +
+      `time ${((Date.now() - started) / 1000).toFixed(1)} s (resolve ${s.resolve.toFixed(1)}, fetch ${s.fetch.toFixed(1)}, unpack ${s.unpack.toFixed(1)}, mksquashfs ${s.squashfs.toFixed(1)})\n`,
+  );
+  return 0;
+}
