@@ -1,7 +1,7 @@
 // Shared pieces of the DHCP integration tests: a config file for kaboot, the DHCP
 // server started as its own process inside a namespace (dhcp-runner.ts, or
 // `kaboot serve` once it serves DHCP), and its JSON log read line by line.
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -150,6 +150,46 @@ export function parseEnv(text: string): Record<string, string> {
   return out;
 }
 
+export interface UdhcpcOptions {
+  /** the client's interface in its namespace (default eth0) */
+  iface?: string;
+  /** DISCOVERs before giving up (-t; default 5) */
+  tries?: number;
+  /** seconds between DISCOVERs (-T; default 2) */
+  wait?: number;
+  /** options udhcpc should ask for by name (-O each), e.g. 'domain', 'hostname' */
+  request?: string[];
+  /** the whole run is stopped after this many seconds (default 40) */
+  limit?: number;
+}
+
+export interface UdhcpcRun {
+  exitCode: number | undefined;
+  /** stdout and stderr interleaved, for assertion messages */
+  output: string;
+  /** the environment udhcpc handed its script on bound/renew: ip, router, dns, serverid, lease, …; undefined when it got no lease */
+  env: Record<string, string> | undefined;
+}
+
+/**
+ * busybox udhcpc in `ns`, in the foreground, once (-f -q -n), with a script that dumps the
+ * lease's environment; the script and the dump live in a temporary folder removed afterwards.
+ */
+export async function udhcpc(lab: NetLab, ns: string, opts: UdhcpcOptions = {}): Promise<UdhcpcRun> {
+  const dir = tempDir('udhcpc');
+  try {
+    const out = join(dir.path, 'lease.env');
+    const script = envDumpScript(dir.path, 'script', out, 'bound|renew');
+    const cmd = ['timeout', String(opts.limit ?? 40), 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', opts.iface ?? 'eth0',
+      '-t', String(opts.tries ?? 5), '-T', String(opts.wait ?? 2), '-s', script];
+    for (const o of opts.request ?? []) cmd.push('-O', o);
+    const r = await lab.exec(ns, cmd, { reject: false, all: true });
+    return { exitCode: r.exitCode, output: String(r.all), env: existsSync(out) ? parseEnv(readFileSync(out, 'utf8')) : undefined };
+  } finally {
+    dir.remove();
+  }
+}
+
 /** Where `kaboot serve` is told to listen for HTTP in these tests (inside the namespace). */
 export const SERVE_HTTP_PORT = 8080;
 
@@ -180,4 +220,25 @@ export async function startServe(lab: NetLab, ns: string, configFile: string): P
 /** writeDhcpConfig for `kaboot serve`: HTTP on (the API), TFTP off. */
 export function writeServeConfig(dir: string, dhcp: Record<string, unknown>): string {
   return writeDhcpConfig(dir, dhcp, { http: { enabled: true, port: SERVE_HTTP_PORT, address: '0.0.0.0' } });
+}
+
+/** One reply test/helpers/dhcp-probe.ts heard, as it prints it. */
+export interface ProbeReply {
+  from: string;
+  type: number;
+  yiaddr: string;
+  siaddr: string;
+  file: string;
+  serverId?: string;
+  vendorClass?: string;
+  bootfile?: string;
+  discoveryControl?: number;
+  pxelinuxMagic: boolean;
+}
+
+/** Run the scripted PXE/iPXE client (dhcp-probe.ts, its flags in `args`) in `ns`; the replies it heard. */
+export async function probePxe(lab: NetLab, ns: string, args: string[]): Promise<{ exitCode: number | undefined; output: string; replies: ProbeReply[] }> {
+  const r = await lab.exec(ns, ['node', '--import', 'tsx', join(REPO, 'test/helpers/dhcp-probe.ts'), ...args], { cwd: REPO, reject: false, all: true });
+  const replies = r.exitCode === 0 ? String(r.stdout).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProbeReply) : [];
+  return { exitCode: r.exitCode, output: String(r.all), replies };
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab } from '../helpers/netns.js';
-import { envDumpScript, parseEnv, startDhcp, tempDir, writeDhcpConfig, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
+import { envDumpScript, parseEnv, startDhcp, tempDir, udhcpc, writeDhcpConfig, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
 
 let lab: NetLab;
 let dir: TempDir;
@@ -73,11 +73,9 @@ test('dhclient started again with its lease file asks for its address back (INIT
 
 test('busybox udhcpc gets a lease with the configured options', async () => {
   const c = await lab.host('udhcpc');
-  const out = join(dir.path, 'udhcpc.env');
-  const script = envDumpScript(dir.path, 'udhcpc-script', out, 'bound|renew');
-  const r = await lab.exec(c.ns, ['timeout', '30', 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '5', '-T', '2', '-s', script, '-O', 'domain'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  const env = parseEnv(readFileSync(out, 'utf8'));
+  const r = await udhcpc(lab, c.ns, { request: ['domain'] });
+  assert.equal(r.exitCode, 0, r.output);
+  const env = r.env ?? {};
   assert.match(env.ip ?? '', /^10\.31\.0\.(1[0-4]\d|150)$/);
   assert.equal(env.router, '10.31.0.254');
   assert.equal(env.dns, '10.31.0.53 10.31.0.54');
@@ -88,13 +86,10 @@ test('busybox udhcpc gets a lease with the configured options', async () => {
 
 test('a reserved MAC gets its fixed address and host name', async () => {
   const c = await lab.host('fixed', { mac: '52:54:00:31:00:77' });
-  const out = join(dir.path, 'fixed.env');
-  const script = envDumpScript(dir.path, 'fixed-script', out, 'bound|renew');
-  const r = await lab.exec(c.ns, ['timeout', '30', 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '5', '-T', '2', '-s', script, '-O', 'hostname'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  const env = parseEnv(readFileSync(out, 'utf8'));
-  assert.equal(env.ip, '10.31.0.77');
-  assert.equal(env.hostname, 'fixed77');
+  const r = await udhcpc(lab, c.ns, { request: ['hostname'] });
+  assert.equal(r.exitCode, 0, r.output);
+  assert.equal(r.env?.ip, '10.31.0.77');
+  assert.equal(r.env?.hostname, 'fixed77');
 });
 
 test('the server counted the ACKs and journaled the leases', async () => {

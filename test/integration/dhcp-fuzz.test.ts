@@ -3,10 +3,10 @@
 // still served.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { envDumpScript, parseEnv, REPO, startServe, tempDir, writeServeConfig, type TempDir } from '../helpers/dhcp-lab.js';
+import { probePxe, REPO, startServe, udhcpc, tempDir, writeServeConfig, type TempDir } from '../helpers/dhcp-lab.js';
 import { MessageType } from '../../src/dhcp/packet.js';
 
 let lab: NetLab;
@@ -44,13 +44,10 @@ test('full mode: 100,000 bad datagrams, then udhcpc still gets a lease from a li
   const stats = await server.stats();
   assert.ok(stats.decodeErrors > 10_000, `decode errors counted: ${JSON.stringify(stats)} (seed ${res.seed})`);
   const c = await lab.host('client');
-  const out = join(base, 'udhcpc.env');
-  const script = envDumpScript(base, 'udhcpc-script', out, 'bound|renew');
-  const r = await lab.exec(c.ns, ['timeout', '40', 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '8', '-T', '2', '-s', script], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, `${String(r.all)} (fuzz seed ${res.seed})`);
-  const env = parseEnv(readFileSync(out, 'utf8'));
-  assert.equal(env.serverid, '10.61.0.1');
-  assert.equal(env.router, '10.61.0.254');
+  const r = await udhcpc(lab, c.ns, { tries: 8 });
+  assert.equal(r.exitCode, 0, `${r.output} (fuzz seed ${res.seed})`);
+  assert.equal(r.env?.serverid, '10.61.0.1');
+  assert.equal(r.env?.router, '10.61.0.254');
   assert.ok(server.alive());
   server.kill('SIGTERM');
   await server.proc;
@@ -66,11 +63,10 @@ test('proxy mode: 100,000 bad datagrams, then a PXE client still gets its boot f
   const stats = await server.stats();
   assert.ok(stats.decodeErrors > 10_000, JSON.stringify(stats));
   const c = await lab.host('pxe');
-  const r = await lab.exec(c.ns, ['node', '--import', 'tsx', join(REPO, 'test/helpers/dhcp-probe.ts'), '--vendor', 'PXEClient:Arch:00000:UNDI:002001', '--arch', '0'], { cwd: REPO, reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  const replies = String(r.stdout).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { serverId?: string; type: number; file: string });
-  const offer = replies.find((x) => x.serverId === '10.61.0.1' && x.type === MessageType.Offer);
-  assert.ok(offer, `no proxy offer after fuzzing (seed ${res.seed}): ${r.stdout}`);
+  const r = await probePxe(lab, c.ns, ['--vendor', 'PXEClient:Arch:00000:UNDI:002001', '--arch', '0']);
+  assert.equal(r.exitCode, 0, r.output);
+  const offer = r.replies.find((x) => x.serverId === '10.61.0.1' && x.type === MessageType.Offer);
+  assert.ok(offer, `no proxy offer after fuzzing (seed ${res.seed}): ${r.output}`);
   assert.equal(offer.file, 'pxelinux.0');
   assert.ok(server.alive());
   server.kill('SIGTERM');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { envDumpScript, parseEnv, REPO, startDhcp, tempDir, writeDhcpConfig, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
+import { envDumpScript, parseEnv, probePxe, startDhcp, tempDir, udhcpc, writeDhcpConfig, type ProbeReply, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
 import { MessageType } from '../../src/dhcp/packet.js';
 
 let lab: NetLab;
@@ -36,24 +36,11 @@ after(async () => {
   dir?.remove();
 });
 
-interface ProbeReply {
-  from: string;
-  type: number;
-  yiaddr: string;
-  siaddr: string;
-  file: string;
-  serverId?: string;
-  vendorClass?: string;
-  bootfile?: string;
-  discoveryControl?: number;
-  pxelinuxMagic: boolean;
-}
-
 async function probe(name: string, args: string[]): Promise<ProbeReply[]> {
   const c = await lab.host(name);
-  const r = await lab.exec(c.ns, ['node', '--import', 'tsx', join(REPO, 'test/helpers/dhcp-probe.ts'), ...args], { cwd: REPO, reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  return String(r.stdout).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProbeReply);
+  const r = await probePxe(lab, c.ns, args);
+  assert.equal(r.exitCode, 0, r.output);
+  return r.replies;
 }
 
 test('dhclient gets its lease from dnsmasq and nothing from kaboot', async () => {
@@ -69,12 +56,9 @@ test('dhclient gets its lease from dnsmasq and nothing from kaboot', async () =>
 
 test('busybox udhcpc gets its lease from dnsmasq and nothing from kaboot', async () => {
   const c = await lab.host('udhcpc');
-  const out = join(dir.path, 'udhcpc.env');
-  const script = envDumpScript(dir.path, 'udhcpc-script', out, 'bound|renew');
-  const r = await lab.exec(c.ns, ['timeout', '30', 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '5', '-T', '2', '-s', script], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  const env = parseEnv(readFileSync(out, 'utf8'));
-  assert.equal(env.serverid, DNSMASQ);
+  const r = await udhcpc(lab, c.ns);
+  assert.equal(r.exitCode, 0, r.output);
+  assert.equal(r.env?.serverid, DNSMASQ);
   const stats = await server.stats();
   assert.ok(stats.received >= 2, JSON.stringify(stats));
   assert.equal(stats.offers + stats.acks + stats.naks, 0, `kaboot answered a non-PXE client: ${JSON.stringify(stats)}`);

@@ -3,12 +3,10 @@
 // relay by unicast on port 67.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { envDumpScript, parseEnv, startDhcp, tempDir, writeDhcpConfig, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
+import { startDhcp, tempDir, udhcpc, writeDhcpConfig, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
 
 let serverSide: NetLab;
 let clientSide: NetLab;
@@ -48,11 +46,9 @@ after(async () => {
 
 test('a client behind dhcp-helper gets an address from the relay\'s subnet, chosen by giaddr', async () => {
   const c = await clientSide.host('client');
-  const out = join(dir.path, 'udhcpc.env');
-  const script = envDumpScript(dir.path, 'udhcpc-script', out, 'bound|renew');
-  const r = await clientSide.exec(c.ns, ['timeout', '40', 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '8', '-T', '2', '-s', script], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  const env = parseEnv(readFileSync(out, 'utf8'));
+  const r = await udhcpc(clientSide, c.ns, { tries: 8 });
+  assert.equal(r.exitCode, 0, r.output);
+  const env = r.env ?? {};
   assert.match(env.ip ?? '', /^10\.42\.0\.(1[01]\d|120)$/);
   assert.equal(env.router, '10.42.0.1');
   assert.equal(env.dns, '10.42.0.53');

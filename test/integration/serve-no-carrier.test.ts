@@ -4,6 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetLab } from '../helpers/netns.js';
 import { startKaboot } from '../helpers/kaboot-process.js';
+import { udhcpc } from '../helpers/dhcp-lab.js';
 
 let lab: NetLab | undefined;
 after(async () => lab?.destroy());
@@ -23,8 +24,8 @@ test('kaboot serve starts on an interface without carrier and serves it once the
   await lab.sh(srv.ns, 'ip link add vb0 type veth peer name vb1 && ip link set vb0 master br9 && ip link set vb0 up');
   await lab.sh(srv.ns, `ip link set vb1 netns ${cli.ns}`);
   await lab.sh(cli.ns, 'ip link set vb1 up');
-  const r = await lab.exec(cli.ns, ['busybox', 'udhcpc', '-i', 'vb1', '-n', '-q', '-f', '-t', '10', '-T', '1', '-s', '/bin/true'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  assert.match(String(r.all), /lease of 10\.91\.0\.\d+ obtained/);
+  const r = await udhcpc(lab, cli.ns, { iface: 'vb1', tries: 10, wait: 1 });
+  assert.equal(r.exitCode, 0, r.output);
+  assert.match(r.output, /lease of 10\.91\.0\.\d+ obtained/);
   await kb.stop();
 });
