@@ -14,6 +14,9 @@ export const Mac = Type.String({
 });
 const Port = Type.Integer({ minimum: 1, maximum: 65535, description: 'a UDP or TCP port, 1-65535' });
 const Seconds = (description: string, minimum = 1) => Type.Integer({ minimum, description });
+/** A string pxelinux takes from a DHCP option: one option's worth of printable bytes. */
+const PxelinuxText = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7e]+$', description: `${description} (1-255 printable ASCII characters)` });
 
 export const HostReservation = closed({
   mac: Mac,
@@ -54,6 +57,12 @@ export const Boot = closed({
   pxelinux: closed({
     reboot_time: Type.Integer({ minimum: 0, description: 'option 211: seconds pxelinux waits before rebooting on failure' }),
     prompt_timeout: Type.Integer({ minimum: 0, description: 'TIMEOUT of the generated pxelinux.cfg, tenths of a second' }),
+    config_file: Type.Optional(PxelinuxText(
+      'option 209: the one config file pxelinux loads instead of searching pxelinux.cfg/ (01-<mac>, …, default), e.g. pxelinux.cfg/default; unset: pxelinux searches, so each node gets the file the registry generates for it',
+    )),
+    path_prefix: Type.Optional(PxelinuxText(
+      'option 210: prefix pxelinux puts before every relative file name it fetches, config files included; it must end in /, e.g. boot/ or http://192.168.10.5/boot/; unset: the folder pxelinux.0 came from',
+    )),
   }),
 });
 
@@ -79,6 +88,18 @@ export const Tftp = closed({
   max_windowsize: Type.Integer({ minimum: 1, maximum: 65535 }),
   timeout: Seconds('retransmission timeout in seconds, before any client request'),
   retries: Type.Integer({ minimum: 1, maximum: 50, description: 'retransmissions before a transfer is abandoned' }),
+  max_transfers: Type.Integer({
+    minimum: 1, maximum: 20000,
+    description: 'transfers at once, 1-20000; past it a request gets ERROR 0 "server busy" (each transfer holds a socket and an ephemeral port)',
+  }),
+  cache_mib: Type.Integer({
+    minimum: 0, maximum: 65536,
+    description: 'MiB of memory for files shared between transfers, 0-65536; 0: every transfer reads its file from disk',
+  }),
+  cache_file_max_mib: Type.Optional(Type.Integer({
+    minimum: 1, maximum: 4095,
+    description: 'largest file kept in the cache, in MiB, 1-4095, at most cache_mib; larger files are streamed from disk; default: half of cache_mib',
+  })),
 });
 
 export const Http = closed({
@@ -131,7 +152,7 @@ export const defaults: KabootConfig = {
     offer_hold: 30,
     lease_sync: 'write',
   },
-  tftp: { enabled: true, port: 69, max_blksize: 65464, max_windowsize: 64, timeout: 1, retries: 6 },
+  tftp: { enabled: true, port: 69, max_blksize: 65464, max_windowsize: 64, timeout: 1, retries: 6, max_transfers: 2000, cache_mib: 1024 },
   http: { enabled: true, port: 80, address: '0.0.0.0' },
   boot: {
     default: 'local',

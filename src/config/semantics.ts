@@ -1,5 +1,6 @@
 // Checks that a schema cannot express: addresses inside their subnet, ranges in order,
-// no MAC reserved twice. Each returns the key to blame and how to fix it.
+// no MAC reserved twice, a cached file no larger than the cache, a pxelinux path prefix
+// that ends in a slash. Each returns the key to blame and how to fix it.
 import ipaddr from 'ipaddr.js';
 import type { KabootConfig } from './schema.js';
 
@@ -12,6 +13,33 @@ export interface SemanticProblem {
 const toInt = (a: string) => ipaddr.IPv4.parse(a).toByteArray().reduce((n, b) => n * 256 + b, 0);
 
 export function checkSemantics(config: KabootConfig): SemanticProblem | undefined {
+  return checkTftp(config) ?? checkBoot(config) ?? checkDhcp(config);
+}
+
+function checkTftp({ tftp }: KabootConfig): SemanticProblem | undefined {
+  if (tftp.cache_file_max_mib !== undefined && tftp.cache_mib > 0 && tftp.cache_file_max_mib > tftp.cache_mib) {
+    return {
+      key: 'tftp.cache_file_max_mib',
+      problem: `${tftp.cache_file_max_mib} MiB is more than the whole cache (tftp.cache_mib: ${tftp.cache_mib})`,
+      fix: `Make cache_file_max_mib at most ${tftp.cache_mib}, or raise cache_mib.`,
+    };
+  }
+  return undefined;
+}
+
+function checkBoot({ boot }: KabootConfig): SemanticProblem | undefined {
+  const prefix = boot.pxelinux.path_prefix;
+  if (prefix !== undefined && !prefix.endsWith('/')) {
+    return {
+      key: 'boot.pxelinux.path_prefix',
+      problem: `pxelinux glues it to every file name as it is ("${prefix}" + "pxelinux.cfg/default" = "${prefix}pxelinux.cfg/default")`,
+      fix: `End it with a slash, e.g. "${prefix}/".`,
+    };
+  }
+  return undefined;
+}
+
+function checkDhcp(config: KabootConfig): SemanticProblem | undefined {
   const { dhcp } = config;
   if (dhcp.mode === 'full' && dhcp.subnets.length === 0) {
     return { key: 'dhcp.subnets', problem: 'full DHCP mode needs at least one subnet', fix: 'Add a subnet (see docs/config.md), or set dhcp.mode: proxy.' };

@@ -73,7 +73,7 @@ export interface BootAddressing {
   pxeBypass: boolean;
 }
 
-/** Put a positive boot decision into a reply: siaddr, file, 60, 66, 67, 43, and pxelinux's 208/211. */
+/** Put a positive boot decision into a reply: siaddr, file, 60, 66, 67, 43, and pxelinux's 208-211 (209/210 when configured). */
 export function applyBoot(reply: DhcpPacket, d: Extract<BootDecision, { file: string }>, a: BootAddressing): void {
   reply.siaddr = a.nextServer;
   if (Buffer.byteLength(d.file, 'latin1') < 128) reply.file = d.file;
@@ -86,6 +86,9 @@ export function applyBoot(reply: DhcpPacket, d: Extract<BootDecision, { file: st
   if (d.pxelinux) {
     setOpt(reply.options, Opt.PxelinuxMagic, true);
     setOpt(reply.options, Opt.PxelinuxRebootTime, a.boot.pxelinux.reboot_time);
+    const { config_file, path_prefix } = a.boot.pxelinux;
+    if (config_file !== undefined) setOpt(reply.options, Opt.PxelinuxConfigFile, config_file);
+    if (path_prefix !== undefined) setOpt(reply.options, Opt.PxelinuxPathPrefix, path_prefix);
   }
 }
 

@@ -7,6 +7,7 @@
 import { open as openFile, stat, type FileHandle } from 'node:fs/promises';
 import type { FileSource } from './provider.js';
 import { bufferSource } from './provider.js';
+import { defaults } from '../config/schema.js';
 
 export interface FileCacheOptions {
   maxFileBytes?: number;
@@ -37,6 +38,15 @@ interface Entry {
 
 const MiB = 1024 * 1024;
 
+/** Largest file one Buffer may hold here (Node 20: 4 GiB less a byte; see the config's limit). */
+const MAX_FILE_MIB = 4095;
+
+/** The cache's limits from the config's tftp section (sizes in MiB there); a file may take half the cache unless told. */
+export function fileCacheOptions(tftp: { cache_mib: number; cache_file_max_mib?: number | undefined }): Required<Pick<FileCacheOptions, 'maxTotalBytes' | 'maxFileBytes'>> {
+  const fileMib = tftp.cache_file_max_mib ?? Math.min(MAX_FILE_MIB, Math.floor(tftp.cache_mib / 2));
+  return { maxTotalBytes: tftp.cache_mib * MiB, maxFileBytes: fileMib * MiB };
+}
+
 export class FileCache {
   private readonly maxFileBytes: number;
   private readonly maxTotalBytes: number;
@@ -47,8 +57,9 @@ export class FileCache {
   private counters = { hits: 0, loads: 0, streamed: 0, diskBytesRead: 0 };
 
   constructor(opts: FileCacheOptions = {}) {
-    this.maxFileBytes = opts.maxFileBytes ?? 512 * MiB;
-    this.maxTotalBytes = opts.maxTotalBytes ?? 1024 * MiB;
+    const configured = fileCacheOptions(defaults.tftp);
+    this.maxFileBytes = opts.maxFileBytes ?? configured.maxFileBytes;
+    this.maxTotalBytes = opts.maxTotalBytes ?? configured.maxTotalBytes;
     this.idleMs = opts.idleMs ?? 30_000;
     this.chunkBytes = opts.streamChunkBytes ?? 4 * MiB;
   }

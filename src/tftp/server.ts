@@ -5,6 +5,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
+import { defaults } from '../config/schema.js';
 import { negotiate, type NegotiationLimits } from './options.js';
 import { decodePacket, ErrorCode, errorPacket, type ErrorCodeValue, type RequestPacket } from './packet.js';
 import { netasciiSource } from './netascii.js';
@@ -18,6 +19,8 @@ export interface TftpLimits {
   timeout: number;
   /** retransmissions before a transfer is abandoned */
   retries: number;
+  /** transfers at once; more requests get ERROR 0 "server busy" (each transfer holds a socket); default: kaboot.yaml's */
+  max_transfers?: number;
 }
 
 export interface TftpServerOptions {
@@ -27,8 +30,6 @@ export interface TftpServerOptions {
   provider: FileProvider;
   logger: Logger;
   limits: TftpLimits;
-  /** transfers at once; more requests get ERROR 0 "server busy" (each transfer holds two sockets) */
-  maxTransfers?: number;
 }
 
 export interface TftpServerStats {
@@ -97,7 +98,7 @@ function bindSocket(address: string, port: number): Promise<Socket> {
 
 export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {
   const { logger, provider, limits } = opts;
-  const maxTransfers = opts.maxTransfers ?? 2000;
+  const maxTransfers = limits.max_transfers ?? defaults.tftp.max_transfers;
   const counters: TransferCounters = { wrongTid: 0, ignored: 0, retransmits: 0, packetsSent: 0 };
   const s = { requests: 0, malformed: 0, writeRefused: 0, stray: 0, duplicateRequests: 0, busy: 0, notFound: 0, accessDenied: 0, ioErrors: 0, done: 0, failed: 0, bytesSent: 0 };
   // client "ip:port" → its transfer (null while the file is being opened)

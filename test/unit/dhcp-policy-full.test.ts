@@ -339,3 +339,20 @@ test('messages a server never answers: OFFER/ACK from a client, no message type,
   const a = dora(w, A);
   assert.equal(w.run(MessageType.Decline, A, { options: { [Opt.ServerId]: '10.0.0.2', [Opt.RequestedIp]: a } }).commit, undefined);
 });
+
+test('full mode: boot.pxelinux config_file and path_prefix reach a pxelinux client as options 209 and 210', () => {
+  const w = world();
+  const boot = { ...defaults.boot, pxelinux: { ...defaults.boot.pxelinux, config_file: 'pxelinux.cfg/lab', path_prefix: 'boot/' } };
+  const { packet } = replyOf(w.run(MessageType.Discover, A, { options: { [Opt.VendorClass]: 'PXEClient:Arch:00000:UNDI:002001', [Opt.ClientArch]: [0] } }, T0, {
+    boot,
+    decide: (client) => decideBoot({ client, boot, serverIp: SERVER, httpPort: 80 }),
+  }));
+  assert.equal(packet.file, 'pxelinux.0');
+  assert.equal(getOpt(packet.options, Opt.PxelinuxConfigFile), 'pxelinux.cfg/lab');
+  assert.equal(getOpt(packet.options, Opt.PxelinuxPathPrefix), 'boot/');
+  // and they survive the wire
+  const back = decodePacket(encodePacket(packet));
+  assert.ok(back.ok);
+  assert.equal(getOpt(back.packet.options, Opt.PxelinuxConfigFile), 'pxelinux.cfg/lab');
+  assert.equal(getOpt(back.packet.options, Opt.PxelinuxPathPrefix), 'boot/');
+});

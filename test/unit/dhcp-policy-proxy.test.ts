@@ -115,3 +115,23 @@ test('proxy: a client with no boot file is not answered, but the decision is kep
   assert.equal(o.kind, 'silent');
   assert.ok(o.boot && 'none' in o.boot.decision && /ARM32/.test(o.boot.decision.none));
 });
+
+test('proxy: boot.pxelinux config_file and path_prefix go out as options 209 and 210 to pxelinux only; unset, neither is sent', () => {
+  assert.equal(defaults.boot.pxelinux.config_file, undefined);
+  const plain = reply(run(MessageType.Discover, { options: BIOS }, ctx('dhcp'))).packet;
+  assert.equal(plain.options.has(Opt.PxelinuxConfigFile), false);
+  assert.equal(plain.options.has(Opt.PxelinuxPathPrefix), false);
+  const boot = { ...defaults.boot, pxelinux: { ...defaults.boot.pxelinux, config_file: 'pxelinux.cfg/lab', path_prefix: 'boot/' } };
+  const withKeys = (port: 'dhcp' | 'pxe', source = { address: '0.0.0.0', port: 68 }) => ctx(port, { boot, source, decide: (client) => decideBoot({ client, boot, serverIp: SERVER, httpPort: 8080 }) });
+  const bios = reply(run(MessageType.Discover, { options: BIOS }, withKeys('dhcp'))).packet;
+  assert.equal(getOpt(bios.options, Opt.PxelinuxMagic), true);
+  assert.equal(getOpt(bios.options, Opt.PxelinuxConfigFile), 'pxelinux.cfg/lab');
+  assert.equal(getOpt(bios.options, Opt.PxelinuxPathPrefix), 'boot/');
+  // pxelinux does not ask for them in option 55; they are sent all the same (after the magic 208)
+  const codes = [...bios.options.keys()];
+  assert.ok(codes.indexOf(Opt.PxelinuxMagic) < codes.indexOf(Opt.PxelinuxConfigFile), codes.join(','));
+  // ipxe.efi is no pxelinux: none of 208-211
+  const uefi = reply(run(MessageType.Request, { options: UEFI, ciaddr: '10.5.0.50' }, withKeys('pxe', { address: '10.5.0.50', port: 68 }))).packet;
+  assert.equal(uefi.file, 'ipxe.efi');
+  for (const code of [Opt.PxelinuxMagic, Opt.PxelinuxConfigFile, Opt.PxelinuxPathPrefix, Opt.PxelinuxRebootTime]) assert.equal(uefi.options.has(code), false);
+});

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dirProvider, safeRelativePath } from '../../src/tftp/dir-provider.js';
 import { isLookupError, type FileSource } from '../../src/tftp/provider.js';
-import { FileCache } from '../../src/tftp/file-cache.js';
+import { FileCache, fileCacheOptions } from '../../src/tftp/file-cache.js';
 
 const client = { address: '10.0.0.2', port: 1234, localAddress: '10.0.0.1' };
 
@@ -108,5 +108,30 @@ test('file cache streams files above the size limit, with the same bytes', async
     s.close();
     assert.deepEqual(Buffer.concat(parts), data);
     assert.equal(cache.stats().streamed, 1);
+  });
+});
+
+test('file cache sized from tftp.cache_mib / cache_file_max_mib: files above the file limit stream, cache_mib 0 streams all', async () => {
+  await withTree(async (root) => {
+    const MiB = 1024 * 1024;
+    await writeFile(join(root, 'small'), Buffer.alloc(MiB / 2, 1));
+    await writeFile(join(root, 'large'), Buffer.alloc(2 * MiB, 2));
+    const openBoth = async (cache: FileCache) => {
+      const p = dirProvider(root, { cache });
+      for (const name of ['small', 'large']) {
+        const s = await p.open(name, client);
+        assert.ok(!isLookupError(s), name);
+        s.close();
+      }
+      return cache.stats();
+    };
+    const sized = await openBoth(new FileCache(fileCacheOptions({ cache_mib: 4, cache_file_max_mib: 1 })));
+    assert.equal(sized.loads, 1, 'the small file is cached');
+    assert.equal(sized.streamed, 1, 'the large one is streamed');
+    assert.equal(sized.cachedBytes, MiB / 2);
+    const off = await openBoth(new FileCache(fileCacheOptions({ cache_mib: 0 })));
+    assert.equal(off.loads, 0);
+    assert.equal(off.streamed, 2);
+    assert.equal(off.cachedBytes, 0);
   });
 });

@@ -223,10 +223,10 @@ test('rollover: a file of more than 65535 blocks of 8 bytes arrives whole', asyn
   c.close();
 });
 
-test('past maxTransfers a request gets ERROR 0 (busy) and the running transfer is untouched', async () => {
+test('past max_transfers a request gets ERROR 0 (busy) and the running transfer is untouched', async () => {
   const small = await startTftpServer({
-    addresses: ['127.0.0.1'], port: 0, provider: dirProvider(dir), logger: silentLogger, maxTransfers: 1,
-    limits: { max_blksize: 65464, max_windowsize: 8, timeout: 1, retries: 2 },
+    addresses: ['127.0.0.1'], port: 0, provider: dirProvider(dir), logger: silentLogger,
+    limits: { max_blksize: 65464, max_windowsize: 8, timeout: 1, retries: 2, max_transfers: 1 },
   });
   const p = small.listening[0]!.port;
   const a = await ScriptedClient.open();
