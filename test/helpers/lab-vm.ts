@@ -1,0 +1,268 @@
+// qemu virtual machines for the lab (TCG: nested KVM guests die here, see LAB-NOTES),
+// started inside a NetLab namespace, with real firmware: SeaBIOS + the iPXE ROM of an
+// e1000 NIC, or OVMF + the iPXE ROM of a virtio-net NIC. The NIC boots first
+// (bootindex=1), the virtio-blk disk second (bootindex=2), so a node the appliance
+// sends back to its local disk falls through to it. The serial console goes to a log
+// file and to memory; waitFor() watches it.
+//
+// Also: withDiskPartition(), which loop-mounts one partition of a raw disk image by its
+// offset (the host's loop driver does not scan partitions) for as long as a callback
+// runs.
+import { execa, type ResultPromise } from 'execa';
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import type { NetLab } from './netns.js';
+
+export type Firmware = 'bios' | 'uefi';
+
+export const ovmfCode = '/usr/share/OVMF/OVMF_CODE.fd';
+export const ovmfVars = '/usr/share/OVMF/OVMF_VARS.fd';
+/** NIC and option ROM that network-boot under each firmware (LAB-NOTES: virtio-net under SeaBIOS never tried the network). */
+export const bootNic: Record<Firmware, { device: string; romfile: string }> = {
+  bios: { device: 'e1000', romfile: '/usr/lib/ipxe/qemu/efi-e1000.rom' },
+  uefi: { device: 'virtio-net-pci', romfile: '/usr/lib/ipxe/qemu/efi-virtio.rom' },
+};
+
+export interface VmOptions {
+  name: string;
+  firmware: Firmware;
+  /** raw disk image, attached as virtio-blk (bootindex=2) */
+  disk?: string;
+  /** writes go to a temporary overlay that qemu drops on exit (snapshot=on): boot a cached image without changing it */
+  diskSnapshot?: boolean;
+  /** 52:54:00:xx:xx:xx; random if not given */
+  mac?: string;
+  /** a bridge inside the namespace: a tap is made for the VM and put on it */
+  bridge?: string;
+  /** or an existing tap inside the namespace */
+  tap?: string;
+  /** the NIC tries the network first (bootindex=1); default true. false: disk only */
+  netBoot?: boolean;
+  memMiB?: number;
+  /** where the console log (and UEFI VARS copy) go; a temp folder if not given */
+  workDir?: string;
+  /** more qemu arguments */
+  extraArgs?: string[];
+}
+
+export interface VmExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface Vm {
+  name: string;
+  mac: string;
+  pid: number;
+  firmware: Firmware;
+  workDir: string;
+  consoleLog: string;
+  /** the qemu command line */
+  argv: string[];
+  /** the serial console so far (CR removed) */
+  console(): string;
+  /** resolves with the first match in the console (from `from` on, default 0); rejects with the console's tail on timeout or exit */
+  waitFor(re: RegExp, timeoutMs: number, from?: number): Promise<RegExpMatchArray>;
+  /** resolves when qemu exits (poweroff, kill, crash) */
+  exited: Promise<VmExit>;
+  /** SIGKILL by pid, then wait for the exit */
+  kill(): Promise<VmExit>;
+}
+
+export function randomMac(): string {
+  const b = randomBytes(3);
+  return `52:54:00:${[...b].map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
+}
+
+/** Short, unique tap name (IFNAMSIZ is 16). */
+function tapName(): string {
+  return `tap${randomBytes(3).toString('hex')}`;
+}
+
+export function qemuArgs(opts: VmOptions & { mac: string; tap?: string; varsFile?: string }): string[] {
+  const args = ['-m', String(opts.memMiB ?? 1024), '-smp', '1', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-name', opts.name];
+  if (opts.firmware === 'uefi') {
+    if (!opts.varsFile) throw new Error('uefi needs a VARS file');
+    args.push('-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`, '-drive', `if=pflash,format=raw,file=${opts.varsFile}`);
+  }
+  if (opts.tap) {
+    const nic = bootNic[opts.firmware];
+    const bootindex = opts.netBoot === false ? '' : ',bootindex=1';
+    args.push('-netdev', `tap,id=n0,ifname=${opts.tap},script=no,downscript=no`,
+      '-device', `${nic.device},netdev=n0,mac=${opts.mac}${bootindex},romfile=${nic.romfile}`);
+  } else {
+    args.push('-nic', 'none');
+  }
+  if (opts.disk) {
+    args.push('-drive', `if=none,id=d0,format=raw,file=${opts.disk}${opts.diskSnapshot ? ',snapshot=on' : ''}`, '-device', 'virtio-blk-pci,drive=d0,bootindex=2');
+  }
+  args.push(...(opts.extraArgs ?? []));
+  return args;
+}
+
+function tail(text: string, lines = 40): string {
+  return text.split('\n').slice(-lines).join('\n');
+}
+
+export async function startVm(lab: NetLab, ns: string, opts: VmOptions): Promise<Vm> {
+  const mac = opts.mac ?? randomMac();
+  const ownDir = !opts.workDir;
+  const workDir = opts.workDir ?? mkdtempSync(join(tmpdir(), `kaboot-vm-${opts.name}-`));
+  mkdirSync(workDir, { recursive: true });
+  let tap = opts.tap;
+  let madeTap = false;
+  const cleanups: (() => Promise<void> | void)[] = [];
+  try {
+    if (!tap && opts.bridge) {
+      tap = tapName();
+      await lab.sh(ns, `ip tuntap add ${tap} mode tap && ip link set ${tap} master ${opts.bridge} && ip link set ${tap} up`);
+      madeTap = true;
+      const made = tap;
+      cleanups.push(async () => { await lab.exec(ns, ['ip', 'link', 'del', made], { reject: false }); });
+    }
+    let varsFile: string | undefined;
+    if (opts.firmware === 'uefi') {
+      varsFile = join(workDir, `${opts.name}-OVMF_VARS.fd`);
+      copyFileSync(ovmfVars, varsFile);
+    }
+    const argv = ['qemu-system-x86_64', ...qemuArgs({ ...opts, mac, tap, varsFile })];
+    const consoleLog = join(workDir, `${opts.name}-serial.log`);
+    const logStream = createWriteStream(consoleLog);
+    let text = '';
+    let stderr = '';
+    const proc: ResultPromise = lab.spawn(ns, argv, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false });
+    if (!proc.pid) throw new Error(`qemu for ${opts.name} did not start`);
+    const waiters = new Set<() => void>();
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      logStream.write(chunk);
+      text += chunk.toString('latin1').replace(/\r/g, '');
+      for (const w of waiters) w();
+    });
+    proc.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    let done: VmExit | undefined;
+    const exited: Promise<VmExit> = proc.then(
+      (r) => ({ code: r.exitCode ?? null, signal: r.signal ?? null }),
+      (e: { exitCode?: number; signal?: string }) => ({ code: e.exitCode ?? null, signal: e.signal ?? null }),
+    ).then(async (r) => {
+      done = r;
+      await new Promise<void>((res) => logStream.end(res));
+      for (const c of cleanups.splice(0).reverse()) await c();
+      for (const w of waiters) w();
+      return r;
+    });
+    const vm: Vm = {
+      name: opts.name,
+      mac,
+      pid: proc.pid,
+      firmware: opts.firmware,
+      workDir,
+      consoleLog,
+      argv,
+      console: () => text,
+      waitFor(re: RegExp, timeoutMs: number, from = 0) {
+        return new Promise<RegExpMatchArray>((resolve, reject) => {
+          const plain = new RegExp(re.source, re.flags.replace('g', ''));
+          let timer: NodeJS.Timeout | undefined;
+          const check = () => {
+            const m = plain.exec(text.slice(from));
+            if (m) { finish(); resolve(m); return; }
+            if (done) {
+              finish();
+              reject(new Error(`${opts.name}: qemu exited (code ${done.code}, signal ${done.signal}) before ${re} showed.\n--- console tail (${consoleLog}) ---\n${tail(text)}\n--- qemu stderr ---\n${tail(stderr, 10)}`));
+            }
+          };
+          const finish = () => { waiters.delete(check); if (timer) clearTimeout(timer); };
+          timer = setTimeout(() => {
+            finish();
+            reject(new Error(`${opts.name}: no ${re} after ${timeoutMs} ms.\n--- console tail (${consoleLog}) ---\n${tail(text)}\n--- qemu stderr ---\n${tail(stderr, 10)}`));
+          }, timeoutMs);
+          waiters.add(check);
+          check();
+        });
+      },
+      exited,
+      async kill() {
+        if (!done) {
+          try { process.kill(proc.pid!, 'SIGKILL'); } catch { /* already gone */ }
+        }
+        return exited;
+      },
+    };
+    return vm;
+  } catch (e) {
+    for (const c of cleanups.splice(0).reverse()) await c();
+    if (ownDir) rmSync(workDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export interface PartitionEntry {
+  node: string;
+  start: number;
+  size: number;
+  type: string;
+  bootable?: boolean;
+}
+
+/** The partitions of a disk image, from `sfdisk --json` (start and size in sectors). */
+export async function diskPartitions(disk: string): Promise<{ label: string; sectorSize: number; partitions: PartitionEntry[] }> {
+  const { stdout } = await execa('sfdisk', ['--json', disk]);
+  const table = (JSON.parse(stdout) as { partitiontable: { label: string; sectorsize?: number; partitions?: PartitionEntry[] } }).partitiontable;
+  return { label: table.label, sectorSize: table.sectorsize ?? 512, partitions: table.partitions ?? [] };
+}
+
+/**
+ * Loop-mounts partition `partNo` (1-based) of a raw disk image at a temporary folder,
+ * read-only unless `readWrite`, runs fn(mountpoint) and unmounts, whatever fn does.
+ */
+export async function withDiskPartition<T>(disk: string, partNo: number, fn: (root: string) => Promise<T>, opts: { readWrite?: boolean } = {}): Promise<T> {
+  const { sectorSize, partitions } = await diskPartitions(disk);
+  const part = partitions[partNo - 1];
+  if (!part) throw new Error(`${disk} has no partition ${partNo} (it has ${partitions.length})`);
+  const dir = mkdtempSync(join(tmpdir(), 'kaboot-part-'));
+  const ro = opts.readWrite ? [] : ['ro', 'noload'];
+  // noload: do not replay an ext4 journal on a read-only mount, so the image stays untouched.
+  const options = [...ro, 'loop', `offset=${part.start * sectorSize}`, `sizelimit=${part.size * sectorSize}`].join(',');
+  try {
+    const fsType = await execa('blkid', ['-p', '-o', 'value', '-s', 'TYPE', '-O', String(part.start * sectorSize), disk], { reject: false });
+    const mountOpts = fsType.stdout.trim() === 'ext4' || fsType.stdout.trim() === 'ext3' ? options : options.replace(',noload', '').replace('noload,', '');
+    await execa('mount', ['-o', mountOpts, disk, dir]);
+    try {
+      return await fn(dir);
+    } finally {
+      await execa('umount', [dir]);
+    }
+  } finally {
+    // Not recursive: if the unmount failed, the mounted tree must not be deleted.
+    rmdirSync(dir);
+  }
+}
+
+export interface GoldenInfo {
+  key: string;
+  disk_bytes: number;
+  label: string;
+  partition: { number: number; start_bytes: number; size_bytes: number; fstype: string; fslabel: string; uuid: string; used_bytes: number };
+  bootloader: string;
+  kernel: string;
+  hostname: string;
+  machine_id: string;
+  marker: string;
+  packages: Record<string, string>;
+}
+
+export const goldenScript = fileURLToPath(new URL('../lab/golden.sh', import.meta.url));
+/** What the golden's marker unit prints on ttyS0 before it powers off. */
+export const goldenMarker = /KABOOT-GOLDEN-MARKER host=(\S+) machine-id=(\S*) root=(\S+)/;
+
+/** Builds the golden (test/lab/golden.sh) or reuses its cache; returns its disk image and what golden.json says of it. */
+export async function buildGolden(opts: { timeoutMs?: number } = {}): Promise<{ disk: string; info: GoldenInfo; cached: boolean; log: string }> {
+  const r = await execa('bash', [goldenScript], { reject: false, timeout: opts.timeoutMs ?? 20 * 60_000, killSignal: 'SIGTERM' });
+  const disk = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.exitCode !== 0 || !disk.endsWith('/disk.raw')) throw new Error(`golden.sh failed (exit ${r.exitCode}):\n${r.stderr}\n${r.stdout}`);
+  const info = JSON.parse(readFileSync(join(dirname(disk), 'golden.json'), 'utf8')) as GoldenInfo;
+  return { disk, info, cached: /^golden: cached/m.test(r.stderr), log: r.stderr };
+}
