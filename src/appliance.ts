@@ -9,9 +9,12 @@ import { selectInterfaces, type Ipv4Interface } from './net/interfaces.js';
 import { startTftpServer } from './tftp/server.js';
 import { bootFileProvider } from './boot/tftp-files.js';
 import { startDhcpServer, type DhcpServer } from './dhcp/server.js';
+import { NodeLogs } from './nodes/node-logs.js';
+import { DeploymentManager } from './deploy/manager.js';
 
 export interface Appliance {
   nodes: NodeRegistry;
+  deployments: DeploymentManager;
   token: string;
   httpPort: number;
   interfaces: Ipv4Interface[];
@@ -24,6 +27,9 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
   const started = Date.now();
   const closers: (() => Promise<void> | void)[] = [];
   const interfaces = selectInterfaces(config.interfaces);
+  const logs = new NodeLogs(config.state_dir);
+  const deployments = await DeploymentManager.start({ stateDir: config.state_dir, imagesDir: config.images_dir, nodes, logs, logger: logger.child({ svc: 'deploy' }) });
+  closers.push(() => deployments.close());
   logger.info({ interfaces: interfaces.map((i) => ({ name: i.name, addresses: i.addresses.map((a) => a.cidr) })) }, 'serving interfaces');
 
   let dhcp: DhcpServer | undefined;
@@ -33,6 +39,8 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
       logger,
       nodes,
       token,
+      deployments,
+      logs,
       imagesDir: config.images_dir,
       stateDir: config.state_dir,
       boot: config.boot,
@@ -51,7 +59,7 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
     const tftp = await startTftpServer({
       addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
       port: config.tftp.port,
-      provider: bootFileProvider({ imagesDir: config.images_dir, boot: config.boot, nodes, httpPort }),
+      provider: bootFileProvider({ imagesDir: config.images_dir, boot: config.boot, nodes, httpPort, deploymentOf: (mac) => deployments.kernelParams(mac), recruit: (mac) => deployments.recruit(mac) }),
       logger: logger.child({ svc: 'tftp' }),
       limits: config.tftp,
     });
@@ -66,6 +74,7 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
   logger.info({ http_port: httpPort }, 'kaboot ready');
   return {
     nodes,
+    deployments,
     token,
     httpPort,
     interfaces,

@@ -8,10 +8,13 @@ export interface KernelLine {
   /** the appliance's address as the node reaches it, and its HTTP port */
   server: string;
   httpPort: number;
+  /** the deployment that holds the node: its id and token go on the kernel line (never the API token) */
+  deployment?: { id: string; token: string };
 }
 
 export function kernelAppend(boot: BootConfig, at: KernelLine): string {
-  return [boot.append, `kaboot.server=${at.server}:${at.httpPort}`].filter(Boolean).join(' ');
+  const dep = at.deployment ? [`kaboot.token=${at.deployment.token}`, `kaboot.deployment=${at.deployment.id}`] : [];
+  return [boot.append, `kaboot.server=${at.server}:${at.httpPort}`, ...dep].filter(Boolean).join(' ');
 }
 
 export function pxelinuxConfig(boot: BootConfig, next: NextBoot, at: KernelLine): string {

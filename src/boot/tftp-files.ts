@@ -14,6 +14,10 @@ export interface BootFileDeps {
   boot: BootConfig;
   nodes: NodeLookup;
   httpPort: number;
+  /** kaboot.token / kaboot.deployment for a node held by a deployment */
+  deploymentOf?: (mac: string) => { id: string; token: string } | undefined;
+  /** count mode: an unknown node asking for its pxelinux.cfg may join a recruiting deployment */
+  recruit?: (mac: string) => boolean;
 }
 
 export function bootFileProvider(deps: BootFileDeps): FileProvider {
@@ -27,10 +31,13 @@ export function bootFileProvider(deps: BootFileDeps): FileProvider {
     const at = { server: client.localAddress, httpPort: deps.httpPort };
     if (name === 'default') return bufferSource(Buffer.from(pxelinuxConfig(deps.boot, deps.boot.default, at)));
     const mac = macFromPxelinuxName(name);
-    const node = mac ? deps.nodes.get(mac) : undefined;
+    let node = mac ? deps.nodes.get(mac) : undefined;
+    if (mac && !node && deps.recruit?.(mac)) node = deps.nodes.get(mac);
     // Only nodes the registry knows get a file of their own; the others fall through
     // pxelinux's search (UUID, hex IP prefixes) to `default`.
-    return node ? bufferSource(Buffer.from(pxelinuxConfig(deps.boot, node.next_boot, at))) : undefined;
+    if (!node) return undefined;
+    const dep = node.next_boot === 'kamethod' ? deps.deploymentOf?.(node.mac) : undefined;
+    return bufferSource(Buffer.from(pxelinuxConfig(deps.boot, node.next_boot, dep ? { ...at, deployment: dep } : at)));
   }
 
   return {

@@ -17,6 +17,9 @@ commands:
   stage2 build [--out DIR] [--cache DIR]            images/stage2.sqfs: the node's tools (sfdisk, mkfs, tar, grub)
   ka-server -s SESSION -n N [-e CMD|-f FILE]   run a KA session: send a stream down a relay chain
   ka-client -s SESSION [-e CMD]               join a KA session: receive, relay, check the SHA-256
+  deploy IMAGE (-n N | --mac M ...) [...]     deploy an image to nodes (kaboot deploy help); list|show|cancel
+  logs NODE [-f]                              a node's log on the appliance
+  exec NODE -- CMD...                         run a command on a node through its agent
   help                      this text
 `;
 
@@ -33,6 +36,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'image': return await (await import('./image.js')).imageCommand(rest);
       case 'desc': return await (await import('./desc.js')).descCommand(rest);
       case 'initrd': return await (await import('./initrd.js')).initrdCommand(rest);
+      case 'deploy': return await (await import('./deploy.js')).deployCommand(rest);
+      case 'logs': return await (await import('./logs.js')).logsCommand(rest);
+      case 'exec': return await (await import('./exec.js')).execCommand(rest);
       case 'stage2': return await (await import('./stage2.js')).stage2Command(rest);
       case undefined:
       case 'help':

@@ -84,6 +84,8 @@ export const DeployPlan = Type.Object({
   bootloader: BootloaderPlan,
   /** reboot when done (the appliance has flipped the node to local boot by then) */
   reboot: Type.Boolean(),
+  /** drives the node must leave alone (ka-d.sh -X): a DiskPlan device "first" never picks one of them */
+  exclude_drives: Type.Optional(Type.Array(Type.String())),
 }, { additionalProperties: false });
 export type DeployPlan = Static<typeof DeployPlan>;
 

@@ -30,3 +30,32 @@ export function requireToken(token: string) {
     }
   };
 }
+
+function bearer(req: FastifyRequest): Buffer {
+  const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  return Buffer.from(m?.[1] ?? '');
+}
+
+function sameToken(given: Buffer, expected: string | undefined): boolean {
+  if (expected === undefined) return false;
+  const e = Buffer.from(expected);
+  // compare against a buffer of the given length either way, so the time says nothing about the token
+  return timingSafeEqual(given.length === e.length ? e : given, given) && given.length === e.length && given.length > 0;
+}
+
+/**
+ * A node's own endpoints (log, status, plan, commands): the API token, or the token of
+ * the deployment that holds the MAC in the route (tokenForNode), so a node's token
+ * opens only its own deployment's nodes.
+ */
+export function requireNodeToken(apiToken: string, tokenForNode: (mac: string) => string | undefined) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const given = bearer(req);
+    const mac = (req.params as { mac?: string } | undefined)?.mac;
+    const api = sameToken(given, apiToken);
+    const node = mac !== undefined && sameToken(given, tokenForNode(mac));
+    if (!api && !node) {
+      return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: "this endpoint needs Authorization: Bearer <token>: the API token, or the token of the deployment that holds this node" });
+    }
+  };
+}

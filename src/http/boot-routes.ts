@@ -16,17 +16,23 @@ export interface BootRouteDeps {
   boot: BootConfig;
   nodes: NodeRegistry;
   httpPort: number;
+  /** kaboot.token / kaboot.deployment for a node held by a deployment */
+  deploymentOf?: (mac: string) => { id: string; token: string } | undefined;
+  /** count mode: an unknown node asking for its script may join a recruiting deployment */
+  recruit?: (mac: string) => boolean;
 }
 
 export const bootRoutes: FastifyPluginAsync<BootRouteDeps> = async (app, deps) => {
   app.get<{ Params: { name: string } }>('/ipxe/:name', async (req, reply) => {
     const mac = normalizeMac(req.params.name.replace(/\.ipxe$/, ''));
     if (!mac) return reply.code(404).send({ error: 'not found', message: 'expected /ipxe/<mac>.ipxe' });
+    if (!deps.nodes.get(mac)) deps.recruit?.(mac);
     const node = deps.nodes.get(mac);
     const next = node?.next_boot ?? deps.boot.default;
     const server = req.socket.localAddress?.replace(/^::ffff:/, '') ?? req.hostname;
-    req.log.info({ mac, next_boot: next, client: req.ip }, 'ipxe script');
-    return reply.type('text/plain').send(ipxeScript(deps.boot, next, { server, httpPort: deps.httpPort }, mac));
+    const deployment = next === 'kamethod' ? deps.deploymentOf?.(mac) : undefined;
+    req.log.info({ mac, next_boot: next, client: req.ip, deployment: deployment?.id }, 'ipxe script');
+    return reply.type('text/plain').send(ipxeScript(deps.boot, next, { server, httpPort: deps.httpPort, ...(deployment ? { deployment } : {}) }, mac));
   });
 
   await app.register(fastifyStatic, {

@@ -2,14 +2,16 @@
 //   POST /nodes/:mac/log     text/plain lines, or application/x-ndjson {step, stream, line, ts} lines
 //   GET  /nodes/:mac/log     the whole current log;  ?follow=1 keeps the response open, like tail -f
 //   POST /nodes/:mac/status  {state, step, message}: changes the registry and logs the change
-// Register with { prefix: '/api' }. Every route needs the token (logs can hold secrets).
+// Register with { prefix: '/api' }. Every route needs a token (logs can hold secrets): the
+// API token, or the token of the deployment that holds that node.
 import { PassThrough } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { normalizeMac, type NodeRegistry } from '../nodes/registry.js';
 import { NodeLogs, formatLogLine, type NodeLogOptions } from '../nodes/node-logs.js';
-import { requireToken } from './auth.js';
+import { requireToken, requireNodeToken } from './auth.js';
+import type { NodeRecord, NodeState } from '../nodes/registry.js';
 
 export interface NodeLogRouteDeps {
   stateDir: string;
@@ -18,6 +20,10 @@ export interface NodeLogRouteDeps {
   logOptions?: NodeLogOptions;
   /** shared with other users of the logs (a CLI, a deployment); one is made from stateDir when absent */
   logs?: NodeLogs;
+  /** the deployment token a node's endpoints accept besides the API token */
+  tokenForNode?: (mac: string) => string | undefined;
+  /** a status report goes to the deployments (which flip a deployed node to local boot) */
+  onStatus?: (mac: string, state: NodeState, step: string | undefined, message: string | undefined, ip: string) => NodeRecord;
 }
 
 export const LogLineSchema = Type.Object(
@@ -69,7 +75,8 @@ export function parseLogBody(body: string, contentType: string, now = new Date()
 }
 
 export const nodeLogRoutes: FastifyPluginAsync<NodeLogRouteDeps> = async (app, deps) => {
-  const auth = requireToken(deps.token);
+  const tokenForNode = deps.tokenForNode;
+  const auth = tokenForNode ? requireNodeToken(deps.token, tokenForNode) : requireToken(deps.token);
   const logs = deps.logs ?? new NodeLogs(deps.stateDir, deps.logOptions);
 
   app.addContentTypeParser('application/x-ndjson', { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -119,9 +126,9 @@ export const nodeLogRoutes: FastifyPluginAsync<NodeLogRouteDeps> = async (app, d
     async (req) => {
       const mac = normalizeMac(req.params.mac)!;
       const { state, step, message } = req.body;
-      const node = deps.nodes.upsert(mac, { state, ip: req.ip });
       logs.append(mac, [formatLogLine({ step: step ?? '-', stream: 'status', line: `state=${state}${message ? ` ${message}` : ''}` })]);
-      return node;
+      if (deps.onStatus) return deps.onStatus(mac, state, step, message, req.ip);
+      return deps.nodes.upsert(mac, { state, ip: req.ip, ...(state === 'deployed' ? { next_boot: 'local' as const } : {}) });
     },
   );
 };

@@ -5,10 +5,17 @@ import { apiRoutes, type ApiDeps } from './api.js';
 import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
 import { imageRoutes } from '../images/http.js';
 import { nodeLogRoutes } from './node-log-routes.js';
+import { deployRoutes } from './deploy-routes.js';
+import type { DeploymentManager } from '../deploy/manager.js';
+import { NodeLogs } from '../nodes/node-logs.js';
 
 export interface HttpServerDeps extends ApiDeps, BootRouteDeps {
   logger: Logger;
   stateDir: string;
+  /** deployments: their routes, node tokens, status handling; absent in tests of the bare appliance */
+  deployments?: DeploymentManager;
+  /** the node logs, shared with the deployments */
+  logs?: NodeLogs;
 }
 
 export async function buildHttpServer(deps: HttpServerDeps): Promise<FastifyInstance> {
@@ -23,7 +30,20 @@ export async function buildHttpServer(deps: HttpServerDeps): Promise<FastifyInst
 
   await app.register(apiRoutes, { prefix: '/api', ...deps });
   await app.register(imageRoutes, { prefix: '/api', imagesDir: deps.imagesDir, token: deps.token });
-  await app.register(nodeLogRoutes, { prefix: '/api', stateDir: deps.stateDir, nodes: deps.nodes, token: deps.token });
-  await app.register(bootRoutes, deps);
+  const logs = deps.logs ?? new NodeLogs(deps.stateDir);
+  const dm = deps.deployments;
+  await app.register(nodeLogRoutes, {
+    prefix: '/api',
+    stateDir: deps.stateDir,
+    nodes: deps.nodes,
+    token: deps.token,
+    logs,
+    ...(dm ? { tokenForNode: (mac: string) => dm.tokenForNode(mac), onStatus: dm.onStatus.bind(dm) } : {}),
+  });
+  if (dm) await app.register(deployRoutes, { prefix: '/api', token: deps.token, deployments: dm, logs });
+  await app.register(bootRoutes, {
+    ...deps,
+    ...(dm ? { deploymentOf: (mac: string) => dm.kernelParams(mac), recruit: (mac: string) => dm.recruit(mac) } : {}),
+  });
   return app;
 }

@@ -16,6 +16,8 @@ export interface NodeRecord {
   hostname?: string;
   /** last address seen for this node (DHCP or HTTP) */
   ip?: string;
+  /** the deployment (id) that holds this node: its kernel line carries that deployment's token */
+  deployment?: string;
   /** ISO time of the last change */
   updated: string;
 }

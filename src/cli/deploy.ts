@@ -1,0 +1,175 @@
+// kaboot deploy: the seed's ka-d.sh, talking to a running `kaboot serve` over HTTP.
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { UsageError } from './main.js';
+import { ApiError, apiRequest, resolveTarget, type ApiTarget } from '../deploy/api-client.js';
+import type { Deployment, DeploymentRequest } from '../deploy/deployment.js';
+import { formatDeployment } from '../deploy/summary.js';
+
+export const deployUsage = `usage:
+  kaboot deploy IMAGE (-n N | --mac MAC ...) [options]   start a deployment
+  kaboot deploy list | show ID | cancel ID
+
+  -n N                 the next N nodes that PXE boot and that the registry does not know
+  --mac MAC            a node by MAC (repeat)
+  -x DIR               do not copy DIR (repeat; a file system's mount point: formatted empty)
+  -X DRIVE             leave DRIVE alone (repeat)
+  -m                   copy the golden's MBR boot code (the image must hold it)
+  -M [DRIVE=]FILE      FILE (446 bytes) becomes the boot code of DRIVE's MBR
+  -D [DRIVE:]N=FILE    partition N is copied byte for byte from FILE (a raw image on the appliance)
+  -p DRIVE=DESCFILE    partition scheme of DRIVE (repeat); default: the image's, on the first disk
+  -d SECONDS           delay between the release of two nodes at the end of a session
+  -r KIND[:OPTIONS]    grub | extlinux | none, with initramfs options ("grub:--with=ata_piix")
+  --session-wait S     a session starts S seconds after its first node joined (120)
+  --hostname-pattern P host names, {n} = node number, {mac} = its MAC (node{n})
+  --no-reboot          nodes stay up when done
+  --wait               print the nodes' progress until the deployment ends; exit 1 if a node failed
+  --server URL         kaboot serve's HTTP address (default http://127.0.0.1:<http.port of --config>)
+  --token T | --config FILE   the API token, or the appliance config whose state_dir holds api-token
+  --json               print JSON`;
+
+const common = {
+  server: { type: 'string' },
+  token: { type: 'string' },
+  config: { type: 'string', short: 'c' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parseRaw(spec: string): NonNullable<DeploymentRequest['raw']>[number] {
+  const m = /^(?:([a-z][a-z0-9]*):(\d+)|([a-z]+)(\d+)|(\d+))=(\/.*)$/.exec(spec);
+  if (!m) throw new UsageError(`-D ${spec}: expected [DRIVE:]N=FILE with an absolute FILE on the appliance (-D sda:3=/srv/part3.img, -D 3=/srv/part3.img)`);
+  const drive = m[1] ?? m[3];
+  return { ...(drive ? { drive } : {}), partition: Number(m[2] ?? m[4] ?? m[5]), file: m[6]! };
+}
+
+function parseBootloader(spec: string): NonNullable<DeploymentRequest['bootloader']> {
+  const m = /^(grub|extlinux|none)(?:[:\s]+(.*))?$/s.exec(spec.trim());
+  if (!m) throw new UsageError(`-r ${spec}: expected grub, extlinux or none, optionally with initramfs options ("grub:--with=ata_piix")`);
+  return { kind: m[1] as 'grub' | 'extlinux' | 'none', ...(m[2]?.trim() ? { options: m[2].trim() } : {}) };
+}
+
+function readOrUsage(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new UsageError(`${what}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+}
+
+export function requestFromArgs(argv: string[]): { request: DeploymentRequest; wait: boolean; target: { server?: string; token?: string; config?: string }; json: boolean } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...common,
+      n: { type: 'string', short: 'n' },
+      mac: { type: 'string', multiple: true },
+      x: { type: 'string', short: 'x', multiple: true },
+      X: { type: 'string', short: 'X', multiple: true },
+      m: { type: 'boolean', short: 'm' },
+      M: { type: 'string', short: 'M' },
+      D: { type: 'string', short: 'D', multiple: true },
+      p: { type: 'string', short: 'p', multiple: true },
+      d: { type: 'string', short: 'd' },
+      r: { type: 'string', short: 'r' },
+      'session-wait': { type: 'string' },
+      'hostname-pattern': { type: 'string' },
+      'no-reboot': { type: 'boolean' },
+      wait: { type: 'boolean' },
+    },
+  });
+  const [image, ...extra] = positionals;
+  if (!image) throw new UsageError(`deploy: which image?\n\n${deployUsage}`);
+  if (extra.length) throw new UsageError(`deploy: unexpected ${JSON.stringify(extra[0])}`);
+  const num = (v: string | undefined, what: string, min: number) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new UsageError(`${what} ${v}: expected a number ≥ ${min}`);
+    return n;
+  };
+  const count = num(values.n, '-n', 1);
+  if (count !== undefined && !Number.isInteger(count)) throw new UsageError(`-n ${values.n}: expected a whole number`);
+  const request: DeploymentRequest = { image };
+  if (count !== undefined) request.count = count;
+  if (values.mac?.length) request.macs = values.mac;
+  if (values.x?.length) request.exclude = values.x;
+  if (values.X?.length) request.exclude_drives = values.X;
+  if (values.m) request.copy_mbr = true;
+  if (values.M) {
+    const m = /^(?:([a-z][a-z0-9]*)=)?(.+)$/.exec(values.M)!;
+    request.mbr = { ...(m[1] ? { drive: m[1] } : {}), base64: readOrUsage(m[2]!, '-M').toString('base64') };
+  }
+  if (values.D?.length) request.raw = values.D.map(parseRaw);
+  if (values.p?.length) {
+    request.descs = values.p.map((spec) => {
+      const m = /^([a-z][a-z0-9]*)=(.+)$/.exec(spec);
+      if (!m) throw new UsageError(`-p ${spec}: expected DRIVE=DESCFILE (-p sda=/root/desc)`);
+      return { drive: m[1]!, desc: readOrUsage(m[2]!, `-p ${m[1]}`).toString('utf8') };
+    });
+  }
+  const delay = num(values.d, '-d', 0);
+  if (delay !== undefined) request.release_delay_s = delay;
+  const sw = num(values['session-wait'], '--session-wait', 1);
+  if (sw !== undefined) request.wait_s = sw;
+  if (values.r) request.bootloader = parseBootloader(values.r);
+  if (values['hostname-pattern']) request.hostname_pattern = values['hostname-pattern'];
+  if (values['no-reboot']) request.reboot = false;
+  return { request, wait: !!values.wait, target: { server: values.server, token: values.token, config: values.config }, json: !!values.json };
+}
+
+async function waitForDeployment(t: ApiTarget, id: string, out: (s: string) => void): Promise<Deployment> {
+  const seen = new Map<string, string>();
+  for (;;) {
+    const { body: d } = await apiRequest<Deployment>(t, 'GET', `/api/deployments/${id}`);
+    for (const n of d.nodes) {
+      const key = `${n.state} ${n.step ?? ''} ${n.message ?? ''}`;
+      if (seen.get(n.mac) !== key) {
+        seen.set(n.mac, key);
+        out(`${new Date().toISOString()} ${n.mac} ${n.state}${n.step ? ` step=${n.step}` : ''}${n.message ? ` ${n.message}` : ''}\n`);
+      }
+    }
+    if (d.state !== 'waiting' && d.state !== 'running') return d;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+export async function deployCommand(argv: string[]): Promise<number> {
+  const out = (s: string) => process.stdout.write(s);
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
+    out(deployUsage + '\n');
+    return sub === undefined ? 2 : 0;
+  }
+  try {
+    if (sub === 'list' || sub === 'show' || sub === 'cancel') {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: common });
+      const t = resolveTarget(values);
+      if (sub === 'list') {
+        const { body } = await apiRequest<{ deployments: Deployment[] }>(t, 'GET', '/api/deployments');
+        if (values.json) out(JSON.stringify(body, null, 2) + '\n');
+        else for (const d of body.deployments) out(`${d.id}  ${d.image.padEnd(20)} ${d.state.padEnd(9)} nodes ${d.nodes.filter((n) => n.state === 'deployed').length}/${d.want} deployed${d.message ? `  ${d.message}` : ''}\n`);
+        return 0;
+      }
+      const id = positionals[0];
+      if (!id) throw new UsageError(`deploy ${sub}: which deployment (ID)?`);
+      const { body } = await apiRequest<Deployment>(t, sub === 'show' ? 'GET' : 'DELETE', `/api/deployments/${encodeURIComponent(id)}`);
+      out(values.json ? JSON.stringify(body, null, 2) + '\n' : formatDeployment(body));
+      return 0;
+    }
+    const { request, wait, target, json } = requestFromArgs(argv);
+    const t = resolveTarget(target);
+    const { body: d } = await apiRequest<Deployment>(t, 'POST', '/api/deployments', request);
+    out(json ? JSON.stringify(d, null, 2) + '\n' : `deployment ${d.id} created: image ${d.image}, ${d.recruiting ? `the next ${d.want} unknown nodes that PXE boot` : `${d.nodes.length} nodes (${d.nodes.map((n) => n.mac).join(', ')})`}, sessions ${d.sessions.map((s) => s.name).join(', ')}\n`);
+    if (!wait) return 0;
+    const end = await waitForDeployment(t, d.id, out);
+    out(formatDeployment(end));
+    return end.state === 'done' ? 0 : 1;
+  } catch (e) {
+    if (e instanceof ApiError) {
+      process.stderr.write(`kaboot deploy: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,446 @@
+// The deployments of one appliance: creates them (checks, sessions, registry), recruits
+// unknown nodes in count mode, answers a node's plan, follows the nodes' status and the
+// sessions' results, and finishes, fails or cancels them. Every change is on disk
+// (state_dir/deployments/<id>.json) before it is answered.
+//
+// A deployment that was waiting or running when the appliance stopped cannot resume: its
+// coordinators and the nodes' streams died with the process. It is reloaded as failed
+// ("appliance restarted"), its unfinished nodes failed and left on kamethod.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import type { Logger } from 'pino';
+import type { SessionResult } from '../ka/index.js';
+import { ImageStore } from '../images/store.js';
+import { checkImageName, type ImageManifest } from '../images/manifest.js';
+import { normalizeMac, type NodeRecord, type NodeRegistry, type NodeState } from '../nodes/registry.js';
+import { formatLogLine, type NodeLogs } from '../nodes/node-logs.js';
+import {
+  DeploymentRequest, isActive, newDeploymentId, newDeploymentToken, nodeDone,
+  type DeployNode, type Deployment,
+} from './deployment.js';
+import { DeploymentStore } from './store.js';
+import { buildPlan, deploymentLayout, hostnameFor, PolicyError, type Firmware, type PlanSessions } from './policy.js';
+import { planSessions, sessionSources, sha256OfFile, startSessions, SessionSetupError, type RunningSession } from './sessions.js';
+import { summaryRows } from './summary.js';
+import { CommandQueue } from './commands.js';
+import type { DeployPlan } from './plan.js';
+
+export class DeployError extends Error {
+  override name = 'DeployError';
+  constructor(readonly code: 'bad-request' | 'not-found' | 'conflict', message: string) {
+    super(message);
+  }
+}
+
+export interface DeploymentManagerDeps {
+  stateDir: string;
+  imagesDir: string;
+  nodes: NodeRegistry;
+  logs: NodeLogs;
+  logger: Logger;
+  /** address the coordinators listen on (all when absent) */
+  bindHost?: string;
+  /** how often waiting sessions are looked at (ms) */
+  tickMs?: number;
+}
+
+export const STAGE2_FILE = 'stage2.sqfs';
+const DEFAULT_WAIT_S = 120;
+
+interface Runtime {
+  sessions: RunningSession[];
+  closing: boolean;
+}
+
+export class DeploymentManager {
+  private readonly deployments = new Map<string, Deployment>();
+  private readonly runtimes = new Map<string, Runtime>();
+  readonly commands = new CommandQueue();
+  private readonly store: DeploymentStore;
+  private readonly timer: NodeJS.Timeout;
+  private stage2Cache?: { key: string; sha256: string };
+  private creating = Promise.resolve();
+
+  private constructor(private readonly deps: DeploymentManagerDeps, private readonly images: ImageStore) {
+    this.store = new DeploymentStore(deps.stateDir);
+    this.timer = setInterval(() => this.tick(), deps.tickMs ?? 1000);
+    this.timer.unref();
+  }
+
+  static async start(deps: DeploymentManagerDeps): Promise<DeploymentManager> {
+    const m = new DeploymentManager(deps, await ImageStore.open(deps.imagesDir));
+    const { deployments, problems } = m.store.loadAll();
+    for (const p of problems) deps.logger.warn({ problem: p }, 'deployment file skipped');
+    for (const d of deployments) {
+      if (isActive(d)) {
+        const now = new Date().toISOString();
+        for (const n of d.nodes) {
+          if (nodeDone(n)) continue;
+          n.state = 'failed';
+          n.message = 'appliance restarted while this node deployed';
+          n.step ??= 'appliance';
+          n.finished = now;
+        }
+        d.state = 'failed';
+        d.recruiting = false;
+        d.message = 'appliance restarted while it ran: its sessions ended with the process';
+        d.finished = now;
+        m.store.save(d);
+        deps.logger.warn({ deployment: d.id }, 'deployment failed: appliance restarted while it ran');
+      }
+      m.deployments.set(d.id, d);
+    }
+    return m;
+  }
+
+  list(): Deployment[] {
+    return [...this.deployments.values()].sort((a, b) => a.created.localeCompare(b.created));
+  }
+
+  get(id: string): Deployment | undefined {
+    return this.deployments.get(id);
+  }
+
+  /** The deployment that holds this MAC (the registry says which), whatever its state. */
+  deploymentOf(mac: string): Deployment | undefined {
+    const id = this.deps.nodes.get(mac)?.deployment;
+    const d = id ? this.deployments.get(id) : undefined;
+    return d && d.nodes.some((n) => n.mac === normalizeMac(mac)) ? d : undefined;
+  }
+
+  /** The token a node's endpoints accept besides the API token. */
+  tokenForNode(mac: string): string | undefined {
+    return this.deploymentOf(mac)?.token;
+  }
+
+  /** kaboot.token / kaboot.deployment for the node's kernel line. */
+  kernelParams(mac: string): { id: string; token: string } | undefined {
+    const d = this.deploymentOf(mac);
+    return d ? { id: d.id, token: d.token } : undefined;
+  }
+
+  async create(body: unknown): Promise<Deployment> {
+    // one at a time, so two requests never claim the same MAC
+    const run = this.creating.then(() => this.createNow(body));
+    this.creating = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  private async createNow(body: unknown): Promise<Deployment> {
+    if (!Value.Check(DeploymentRequest, body)) {
+      const first = [...Value.Errors(DeploymentRequest, body)][0];
+      throw new DeployError('bad-request', `not a deployment request: ${first ? `${first.path || '/'} ${first.message}` : 'wrong shape'}`);
+    }
+    const req: DeploymentRequest = body;
+    if ((req.macs === undefined) === (req.count === undefined)) throw new DeployError('bad-request', 'give the nodes either by MAC (--mac, "macs") or by number (-n, "count"), not both or neither');
+    const macs = (req.macs ?? []).map((m) => normalizeMac(m)!);
+    const dup = macs.find((m, i) => macs.indexOf(m) !== i);
+    if (dup) throw new DeployError('bad-request', `MAC ${dup} is named twice`);
+    const badName = checkImageName(req.image);
+    if (badName) throw new DeployError('bad-request', badName);
+    const image = await this.images.get(req.image);
+    if (!image) throw new DeployError('bad-request', `no image ${req.image} in the store (kaboot image list)`);
+    const stage2 = await this.stage2();
+
+    let layout;
+    try {
+      layout = deploymentLayout(image, req);
+      // every firmware must get a plan: check it now rather than when a node asks
+      const dummy = dummySessions(image, layout.sent, req, layout.drives[0]!.device);
+      for (const firmware of ['bios', 'uefi'] as const) buildPlan({ deployment: 'check', image, request: req, mac: '00:00:00:00:00:00', firmware, sessions: dummy });
+      hostnameFor(req.hostname_pattern, 1, '00:00:00:00:00:00');
+    } catch (e) {
+      if (e instanceof PolicyError) throw new DeployError('bad-request', e.message);
+      throw e;
+    }
+    for (const mac of macs) {
+      const other = this.deploymentOf(mac);
+      if (other && isActive(other)) throw new DeployError('conflict', `node ${mac} is already in deployment ${other.id} (${other.state}); cancel it first (kaboot deploy cancel ${other.id})`);
+    }
+
+    const id = newDeploymentId();
+    const spoolDir = join(this.deps.stateDir, 'spool', id);
+    const want = req.count ?? macs.length;
+    const log = this.deps.logger.child({ deployment: id });
+    let running: RunningSession[];
+    try {
+      const sources = await sessionSources({
+        stage2,
+        image,
+        imageFile: (rel) => this.images.fileOf(image.name, image, rel),
+        sent: layout.sent,
+        request: req,
+        firstDrive: layout.drives[0]!.device,
+        spoolDir,
+      });
+      running = await startSessions(sources, { expectedNodes: want, releaseDelayMs: Math.round((req.release_delay_s ?? 0) * 1000), spoolDir, logger: log, ...(this.deps.bindHost ? { bindHost: this.deps.bindHost } : {}) });
+    } catch (e) {
+      if (e instanceof SessionSetupError) throw new DeployError('bad-request', e.message);
+      throw e;
+    }
+    const now = new Date().toISOString();
+    const d: Deployment = {
+      format: 1,
+      id,
+      image: image.name,
+      request: req,
+      token: newDeploymentToken(),
+      state: 'waiting',
+      want,
+      recruiting: req.count !== undefined,
+      nodes: macs.map((mac, i) => ({ mac, n: i + 1, state: 'waiting', added: now })),
+      sessions: running.map((r) => r.record),
+      created: now,
+      ...(layout.notes.length ? { message: layout.notes.join('; ') } : {}),
+    };
+    this.deployments.set(id, d);
+    this.imageCache.set(id, image);
+    this.runtimes.set(id, { sessions: running, closing: false });
+    for (const r of running) void r.session.result.then((res) => this.onSessionResult(d, r, res));
+    this.store.save(d);
+    for (const mac of macs) this.enlist(d, mac);
+    log.info({ image: image.name, nodes: macs, count: req.count, sessions: running.map((r) => ({ name: r.record.name, port: r.record.port, bytes: r.record.bytes })) }, 'deployment created');
+    return d;
+  }
+
+  private enlist(d: Deployment, mac: string): void {
+    this.deps.nodes.upsert(mac, { next_boot: 'kamethod', deployment: d.id, state: 'unknown' });
+    this.deps.logs.append(mac, [formatLogLine({ step: 'deployment', stream: 'status', line: `in deployment ${d.id} of image ${d.image}: next boot kamethod` })]);
+  }
+
+  /**
+   * Count mode: a node the registry does not know PXE boots while a deployment recruits,
+   * so it joins the oldest such deployment. Returns whether it did.
+   */
+  recruit(mac: string): boolean {
+    const m = normalizeMac(mac);
+    if (!m || this.deps.nodes.get(m)) return false;
+    const d = this.list().find((x) => isActive(x) && x.recruiting && x.nodes.length < x.want);
+    if (!d) return false;
+    d.nodes.push({ mac: m, n: d.nodes.length + 1, state: 'waiting', added: new Date().toISOString() });
+    if (d.nodes.length >= d.want) d.recruiting = false;
+    this.store.save(d);
+    this.enlist(d, m);
+    this.deps.logger.info({ deployment: d.id, mac: m, have: d.nodes.length, want: d.want }, 'deployment recruited a node');
+    return true;
+  }
+
+  plan(mac: string, firmware: Firmware, rawIp?: string): DeployPlan {
+    const m = normalizeMac(mac)!;
+    const ip = rawIp?.replace(/^::ffff:/, '');
+    const d = this.deploymentOf(m);
+    if (!d) throw new DeployError('not-found', `node ${m} is in no deployment`);
+    if (!isActive(d)) throw new DeployError('conflict', `deployment ${d.id} is ${d.state}${d.message ? `: ${d.message}` : ''}`);
+    const node = d.nodes.find((n) => n.mac === m)!;
+    if (node.state === 'deployed' || node.state === 'cancelled') throw new DeployError('conflict', `node ${m} is already ${node.state} in deployment ${d.id}`);
+    const rt = this.runtimes.get(d.id)!;
+    const image = this.imageCache.get(d.id);
+    if (!image) throw new DeployError('conflict', `deployment ${d.id}: its image is not loaded`);
+    const reg = this.deps.nodes.get(m);
+    let plan: DeployPlan;
+    let notes: string[];
+    try {
+      const hostname = reg?.hostname ?? hostnameFor(d.request.hostname_pattern, node.n, m);
+      ({ plan, notes } = buildPlan({ deployment: d.id, image, request: d.request, mac: m, firmware, sessions: planSessions(rt.sessions), ...(hostname ? { hostname } : {}) }));
+      node.hostname = hostname;
+    } catch (e) {
+      if (e instanceof PolicyError) throw new DeployError('conflict', e.message);
+      throw e;
+    }
+    const now = new Date().toISOString();
+    node.state = 'deploying';
+    node.step = 'plan';
+    delete node.message;
+    delete node.finished;
+    node.firmware = firmware;
+    node.started ??= now;
+    if (d.state === 'waiting') d.state = 'running';
+    this.store.save(d);
+    this.deps.nodes.upsert(m, { state: 'deploying', ...(ip ? { ip } : {}) });
+    this.deps.logs.append(m, [
+      formatLogLine({ step: 'plan', stream: 'status', line: `plan for ${firmware}: ${plan.disks.map((k) => `${k.device} (${k.filesystems.length} file systems)`).join(', ')}, bootloader ${plan.bootloader.kind}` }),
+      ...notes.map((n) => formatLogLine({ step: 'plan', stream: 'status', line: n })),
+    ]);
+    return plan;
+  }
+
+  /** POST /api/nodes/:mac/status: the registry, then the deployment. */
+  onStatus(mac: string, state: NodeState, step: string | undefined, message: string | undefined, rawIp?: string): NodeRecord {
+    const m = normalizeMac(mac)!;
+    const ip = rawIp?.replace(/^::ffff:/, '');
+    const rec = this.deps.nodes.upsert(m, { state, ...(ip ? { ip } : {}), ...(state === 'deployed' ? { next_boot: 'local' as const } : {}) });
+    const d = this.deploymentOf(m);
+    if (!d || !isActive(d)) return rec;
+    const node = d.nodes.find((n) => n.mac === m)!;
+    if (nodeDone(node) && node.state !== 'failed') return rec;
+    const now = new Date().toISOString();
+    if (step) node.step = step;
+    if (message !== undefined) node.message = message;
+    if (state === 'deployed') {
+      node.state = 'deployed';
+      node.finished = now;
+      delete node.message;
+    } else if (state === 'failed') {
+      node.state = 'failed';
+      node.finished = now;
+      node.message = message ?? 'the node reported failure';
+    } else {
+      node.state = 'deploying';
+      node.started ??= now;
+    }
+    if (d.state === 'waiting') d.state = 'running';
+    this.store.save(d);
+    this.deps.logger.info({ deployment: d.id, mac: m, state, step, message }, 'node status');
+    void this.finishIfDone(d);
+    return this.deps.nodes.get(m) ?? rec;
+  }
+
+  async cancel(id: string): Promise<Deployment> {
+    const d = this.deployments.get(id);
+    if (!d) throw new DeployError('not-found', `no deployment ${id}`);
+    if (!isActive(d)) throw new DeployError('conflict', `deployment ${id} is already ${d.state}`);
+    const now = new Date().toISOString();
+    for (const n of d.nodes) {
+      if (nodeDone(n)) continue;
+      n.state = 'cancelled';
+      n.finished = now;
+    }
+    d.state = 'cancelled';
+    d.recruiting = false;
+    d.finished = now;
+    d.message = 'cancelled';
+    this.store.save(d);
+    await this.closeSessions(d.id, 'deployment cancelled');
+    this.deps.logger.info({ deployment: id }, 'deployment cancelled');
+    return d;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.all([...this.runtimes.keys()].map((id) => this.closeSessions(id, 'appliance stopping')));
+  }
+
+  // ---- internals ----
+
+  private readonly imageCache = new Map<string, ImageManifest>();
+
+  private async stage2(): Promise<{ file: string; bytes: number; sha256: string }> {
+    const file = join(this.deps.imagesDir, STAGE2_FILE);
+    const st = await stat(file).catch(() => undefined);
+    if (!st?.isFile()) throw new DeployError('conflict', `no stage2 at ${file}: the nodes need it to partition and fill their disks; build it with "kaboot stage2 build"`);
+    const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    if (this.stage2Cache?.key !== key) this.stage2Cache = { key, sha256: await sha256OfFile(file) };
+    return { file, bytes: st.size, sha256: this.stage2Cache.sha256 };
+  }
+
+  private live(d: Deployment): number {
+    const failed = d.nodes.filter((n) => n.state === 'failed' || n.state === 'cancelled').length;
+    return d.want - failed;
+  }
+
+  /** Starts a waiting session once every live node has joined, or wait_s after the first did. */
+  private tick(): void {
+    const now = Date.now();
+    for (const [id, rt] of this.runtimes) {
+      const d = this.deployments.get(id);
+      if (!d || !isActive(d) || rt.closing) continue;
+      for (const r of rt.sessions) {
+        if (r.result) continue;
+        const st = r.session.stats();
+        if (st.state !== 'waiting' || st.joined === 0) continue;
+        r.firstJoinAt ??= now;
+        const waitMs = (d.request.wait_s ?? DEFAULT_WAIT_S) * 1000;
+        if (st.joined >= this.live(d) || now - r.firstJoinAt >= waitMs) {
+          this.deps.logger.info({ deployment: id, session: r.record.name, joined: st.joined, want: d.want }, 'session starts with the nodes present');
+          r.session.goNow();
+        }
+      }
+    }
+  }
+
+  private matchNode(d: Deployment, name: string, address: string): DeployNode | undefined {
+    const byName = normalizeMac(name);
+    const n = byName ? d.nodes.find((x) => x.mac === byName) : undefined;
+    if (n) return n;
+    const addr = address.replace(/^::ffff:/, '');
+    return d.nodes.find((x) => this.deps.nodes.get(x.mac)?.ip === addr);
+  }
+
+  private onSessionResult(d: Deployment, r: RunningSession, res: SessionResult): void {
+    r.result = res;
+    r.record.ok = res.ok;
+    const rt = this.runtimes.get(d.id);
+    if (!rt || rt.closing || !isActive(d)) {
+      this.store.save(d);
+      return;
+    }
+    const now = new Date().toISOString();
+    const seen = new Set<string>();
+    for (const s of res.nodes) {
+      const n = this.matchNode(d, s.name, s.address);
+      if (!n) {
+        this.deps.logger.warn({ deployment: d.id, session: res.session, name: s.name, address: s.address }, 'session result for a node the deployment does not hold');
+        continue;
+      }
+      seen.add(n.mac);
+      n.bytes = (n.bytes ?? 0) + s.bytes;
+      n.receive_ms = (n.receive_ms ?? 0) + (s.durationMs ?? 0);
+      n.rate = n.receive_ms > 0 ? Math.round((n.bytes * 1000) / n.receive_ms) : 0;
+      if (!s.ok && !nodeDone(n)) this.failNode(d, n, res.session, `session ${res.session}: ${s.error ?? (s.digestOk === false ? 'wrong digest' : `consumer exit ${s.exitCode}`)}`, now);
+    }
+    // a node that has not joined by now never can: the session is over
+    if (d.recruiting) {
+      d.recruiting = false;
+      d.want = d.nodes.length;
+    }
+    for (const n of d.nodes) {
+      if (!nodeDone(n) && !seen.has(n.mac)) this.failNode(d, n, res.session, `session ${res.session} ended${res.sourceError ? ` (${res.sourceError})` : ''} without this node`, now);
+    }
+    this.store.save(d);
+    void this.finishIfDone(d);
+  }
+
+  private failNode(d: Deployment, n: DeployNode, step: string, message: string, now: string): void {
+    n.state = 'failed';
+    n.step = step;
+    n.message = message;
+    n.finished = now;
+    this.deps.nodes.upsert(n.mac, { state: 'failed' });
+    this.deps.logs.append(n.mac, [formatLogLine({ step, stream: 'status', line: `state=failed ${message}` })]);
+    this.deps.logger.warn({ deployment: d.id, mac: n.mac, step, message }, 'node failed');
+  }
+
+  private async finishIfDone(d: Deployment): Promise<void> {
+    if (!isActive(d)) return;
+    if (d.recruiting || d.nodes.length < d.want || !d.nodes.every(nodeDone)) return;
+    const failed = d.nodes.filter((n) => n.state !== 'deployed');
+    d.state = failed.length ? 'failed' : 'done';
+    d.finished = new Date().toISOString();
+    d.message = failed.length
+      ? `${failed.length} of ${d.nodes.length} failed: ${failed.map((n) => `${n.mac} at ${n.step ?? '?'}${n.message ? ` (${n.message})` : ''}`).join('; ')}`
+      : `${d.nodes.length} nodes deployed`;
+    this.store.save(d);
+    this.deps.logger.info({ deployment: d.id, state: d.state, message: d.message, nodes: summaryRows(d) }, 'deployment finished');
+    await this.closeSessions(d.id, `deployment ${d.state}`);
+    this.store.save(d);
+  }
+
+  private async closeSessions(id: string, reason: string): Promise<void> {
+    const rt = this.runtimes.get(id);
+    if (!rt || rt.closing) return;
+    rt.closing = true;
+    await Promise.all(rt.sessions.map((r) => (r.result ? Promise.resolve() : r.session.close(reason)).catch((e: Error) => this.deps.logger.warn({ deployment: id, session: r.record.name, err: e.message }, 'session close failed'))));
+    this.runtimes.delete(id);
+  }
+}
+
+function dummySessions(image: ImageManifest, sent: number[], req: DeploymentRequest, firstDrive: string): PlanSessions {
+  const ref = (name: string) => ({ name, port: 1, secret: '0'.repeat(32), bytes: 0, sha256: '0'.repeat(64) });
+  return {
+    stage2: ref('getstage2'),
+    filesystems: new Map(sent.map((i, k) => [i, ref(`kainstall${k + 1}`)])),
+    raw: new Map((req.raw ?? []).map((r) => [`${r.drive ?? firstDrive}:${r.partition}`, ref('raw')])),
+    ...(req.mbr ? { mbr: ref('kambr') } : {}),
+  };
+}
