@@ -10,6 +10,9 @@ import { ApplianceLog } from './log-client.js';
 import { consoleSink, runSteps, type Step, type LineSink } from './steps.js';
 import { networkUp, type NetworkState } from './network.js';
 import { execa } from 'execa';
+import { deploySteps, withStatus, defaultPaths, type DeployState } from './deploy/index.js';
+import { chrootEnv } from './deploy/types.js';
+import { startExecPoller, type ExecPoller } from './exec-poller.js';
 
 export const agentVersion = '0.1.0';
 
@@ -127,16 +130,71 @@ export async function agentMain(argv: string[]): Promise<number> {
     say(`could not report status: ${(e as Error).message}`);
     return 1;
   }
-  const flushed = await log.flush();
-  log.stop();
-  if (!flushed) {
-    process.stderr.write(`kaboot-agent: log not delivered: ${log.lastError}\n`);
-    return 1;
+  if (dryRun) {
+    const flushed = await log.flush();
+    log.stop();
+    if (!flushed) {
+      process.stderr.write(`kaboot-agent: log not delivered: ${log.lastError}\n`);
+      return 1;
+    }
+    return 0;
   }
-  if (dryRun) return 0;
-  // The deploy steps (getstage2, partition, format, receive, verify, prepare, bootloader, reboot) come next.
-  say('this agent has no deploy steps yet');
-  await log.status('failed', 'deploy', 'this agent build has no deploy steps yet').catch(() => undefined);
-  await log.flush();
-  return 3;
+  return deploy({ base: state.appliance!, mac: nic.mac, token, firmware: state.firmware, busybox: state.busybox, log, sinks, say });
+}
+
+interface DeployArgs {
+  base: string;
+  mac: string;
+  token: string;
+  firmware: AgentState['firmware'];
+  busybox: string;
+  log: ApplianceLog;
+  sinks: LineSink[];
+  say: (line: string) => void;
+}
+
+/**
+ * The deploy steps. On success: unmounted, reported, rebooted (when the plan says so). On a
+ * failure: reported failed with the step and the error, no reboot, and the agent stays up
+ * with its log streaming and the remote-command poller running, so `kaboot exec` can look.
+ */
+async function deploy(a: DeployArgs): Promise<number> {
+  let poller: ExecPoller | undefined;
+  const startPoller = (): ExecPoller => (poller ??= startExecPoller({ base: a.base, mac: a.mac, token: a.token, sinks: a.sinks, env: chrootEnv }));
+  const s: DeployState = {
+    appliance: a.base,
+    applianceHost: new URL(a.base).hostname.replace(/^\[|\]$/g, ''),
+    mac: a.mac,
+    token: a.token,
+    firmware: a.firmware,
+    busybox: a.busybox,
+    paths: defaultPaths,
+    log: a.log,
+    onPlan: () => void startPoller(),
+    disks: [],
+    targets: [],
+    mounted: [],
+  };
+  const started = Date.now();
+  const r = await runSteps(withStatus(deploySteps), s, a.sinks);
+  if (r.ok) {
+    a.say(`deployed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    await a.log.flush();
+    if (s.plan?.reboot) {
+      a.say('rebooting');
+      await a.log.flush();
+      poller?.stop();
+      await execa(a.busybox, ['sync'], { reject: false });
+      await execa(a.busybox, ['reboot', '-f'], { reject: false });
+      return 0;
+    }
+    a.say('the plan says no reboot: staying up for remote commands');
+  } else {
+    await a.log.status('failed', r.step, r.error.slice(0, 4000)).catch((e: unknown) => a.say(`could not report failed: ${(e as Error).message}`));
+    a.say(`deploy failed at ${r.step}: not rebooting; the node stays up for \`kaboot exec\``);
+  }
+  await a.log.flush();
+  // a node whose plan never came has no poller yet: start it, the appliance may still know the node
+  await startPoller().done;
+  return r.ok ? 0 : 3;
 }

@@ -1,0 +1,39 @@
+// The end: everything written out and unmounted (in the reverse order of mounting), then the
+// appliance told, which flips the node to local boot; then the reboot, when the plan asks.
+import type { Step, StepContext } from '../steps.js';
+import type { DeployState } from './types.js';
+
+export async function unmountAll(ctx: StepContext<DeployState>): Promise<string[]> {
+  const s = ctx.state;
+  const left: string[] = [];
+  await ctx.exec(s.busybox, ['sync'], { allowFailure: true });
+  while (s.mounted.length > 0) {
+    const dir = s.mounted.pop()!;
+    const r = await ctx.exec(s.busybox, ['umount', dir], { allowFailure: true });
+    if (r.exitCode !== 0) {
+      const lazy = await ctx.exec(s.busybox, ['umount', '-l', dir], { allowFailure: true });
+      if (lazy.exitCode !== 0) left.push(dir);
+    }
+  }
+  return left;
+}
+
+/** Leaves stage2 mounted when `keepStage2` (a node that stays up for `kaboot exec`). */
+export const unmountStep: Step<DeployState> = {
+  name: 'unmount',
+  async run(ctx) {
+    const left = await unmountAll(ctx);
+    if (left.length) throw new Error(`could not unmount ${left.join(', ')}`);
+    ctx.say('all file systems written and unmounted');
+  },
+};
+
+export const reportStep: Step<DeployState> = {
+  name: 'report',
+  async run(ctx) {
+    const s = ctx.state;
+    const plan = s.plan;
+    await s.log.status('deployed', 'report', `${plan ? `image ${plan.image}, deployment ${plan.deployment}` : ''}`.trim() || undefined);
+    ctx.say('reported deployed');
+  },
+};

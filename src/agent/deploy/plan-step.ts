@@ -1,0 +1,47 @@
+// plan: GET /api/nodes/:mac/plan?firmware=bios|uefi with the deployment token → DeployPlan.
+// A node with nothing to do (404, or a plan for another MAC) stops here with the reason.
+import { parsePlan, type DeployPlan } from '../../deploy/plan.js';
+import type { Firmware } from '../firmware.js';
+import type { Step } from '../steps.js';
+import type { DeployState } from './types.js';
+
+export function planUrl(base: string, mac: string, firmware: Firmware): string {
+  return `${base}/api/nodes/${encodeURIComponent(mac)}/plan?firmware=${firmware}`;
+}
+
+/** Reads a plan answer: the plan, or an error that says what the appliance said. */
+export function readPlanAnswer(status: number, body: string, mac: string, firmware: Firmware): DeployPlan {
+  if (status !== 200) {
+    let message = body.trim().slice(0, 300);
+    try {
+      const j = JSON.parse(body) as { message?: unknown; error?: unknown };
+      if (typeof j.message === 'string') message = j.message;
+      else if (typeof j.error === 'string') message = j.error;
+    } catch { /* not JSON: the text as it is */ }
+    throw new Error(`the appliance gave no plan for ${mac}: HTTP ${status}${message ? `: ${message}` : ''}`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    throw new Error('the plan is not JSON');
+  }
+  const plan = parsePlan(v);
+  if (plan.mac.toLowerCase() !== mac.toLowerCase()) throw new Error(`the plan is for ${plan.mac}, this node is ${mac}`);
+  if (plan.firmware !== firmware) throw new Error(`the plan is for ${plan.firmware}, this node booted ${firmware}`);
+  return plan;
+}
+
+export const planStep: Step<DeployState> = {
+  name: 'plan',
+  async run(ctx) {
+    const s = ctx.state;
+    const url = planUrl(s.appliance, s.mac, s.firmware);
+    const r = await fetch(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(30_000) });
+    const plan = readPlanAnswer(r.status, await r.text(), s.mac, s.firmware);
+    s.plan = plan;
+    ctx.say(`deployment ${plan.deployment}: image ${plan.image}, ${plan.firmware}, ${plan.disks.length} disk(s), ` +
+      `${plan.disks.reduce((n, d) => n + d.filesystems.length, 0)} file system(s), bootloader ${plan.bootloader.kind}${plan.hostname ? `, hostname ${plan.hostname}` : ''}${plan.reboot ? ', reboot at the end' : ''}`);
+    s.onPlan?.(plan);
+  },
+};
