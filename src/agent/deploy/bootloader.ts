@@ -41,7 +41,7 @@ export function grubConfigCommand(cloneExists: (rel: string) => boolean): string
 export function appendToGrubDefault(text: string, words: string): string {
   const add = words.trim().split(/\s+/).filter(Boolean);
   if (add.length === 0) return text;
-  const re = /^GRUB_CMDLINE_LINUX=(["']?)(.*?)\1\s*$/m;
+  const re = /^GRUB_CMDLINE_LINUX=(["']?)(.*?)\1[ \t]*$/m;
   const m = re.exec(text);
   if (!m) return `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}GRUB_CMDLINE_LINUX="${add.join(' ')}"\n`;
   const have = m[2]!.split(/\s+/).filter(Boolean);

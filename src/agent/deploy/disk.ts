@@ -54,6 +54,7 @@ export function pickDisk(devices: BlockDevice[], wanted: string, needMiB: number
   const mib = (d: BlockDevice) => Math.floor(d.sectors / 2048);
   if (wanted !== 'first') {
     const name = wanted.replace(/^\/dev\//, '');
+    if (taken.has(name)) throw new Error(`disk ${name} is excluded or already used by another disk of the plan`);
     const d = devices.find((x) => x.name === name);
     if (!d) throw new Error(`no disk ${name} on this node (disks: ${devices.filter((x) => !NOT_A_DISK.test(x.name)).map((x) => x.name).join(', ') || 'none'})`);
     if (d.readOnly) throw new Error(`disk ${name} is read-only`);
@@ -130,7 +131,8 @@ export const partitionStep: Step<DeployState> = {
     const s = ctx.state;
     const plan = planOf(s);
     const devices = readBlockDevices(s.paths.sys);
-    const taken = new Set<string>();
+    const taken = new Set<string>((plan.exclude_drives ?? []).map((x) => x.replace(/^\/dev\//, '')));
+    if (taken.size) ctx.say(`drives left alone: ${[...taken].join(', ')}`);
     const bootDevice = plan.bootloader.device.replace(/^\/dev\//, '');
     for (const [i, d] of plan.disks.entries()) {
       let desc: DescPlan;

@@ -43,17 +43,20 @@ export function chrootConsumer(busybox: string, stage2: string, script: string, 
   return `${shq(busybox)} chroot ${shq(stage2)} /bin/sh -c ${shq(script)} 2> ${shq(errFile)}`;
 }
 
-/** A raw stream to a block device (a partition, or the MBR's first 446 bytes). */
-export function rawScript(device: string, rcFile: string, mbr: boolean): string {
-  const sink = mbr ? `dd of=${shq(device)} bs=446 count=1 conv=notrunc,fsync iflag=fullblock status=none` : `dd of=${shq(device)} bs=4M conv=fsync iflag=fullblock status=none`;
+/** A raw partition's stream (zstd-compressed by the appliance) onto its device. */
+export function rawScript(device: string, rcFile: string): string {
   return [
-    `{ zstd -dc; echo $? > ${shq(rcFile)}; } | ${sink}`,
+    `{ zstd -dc; echo $? > ${shq(rcFile)}; } | dd of=${shq(device)} bs=4M conv=fsync iflag=fullblock status=none`,
     't=$?',
     `z=$(cat ${shq(rcFile)} 2>/dev/null || echo none)`,
-    // dd of the MBR stops reading after 446 bytes: zstd then dies of SIGPIPE, which is expected
-    mbr ? 'if [ "$z" != 0 ] && [ "$z" != 141 ] && [ "$z" != 1 ]; then echo "zstd -dc exited with $z" >&2; exit 97; fi' : 'if [ "$z" != 0 ]; then echo "zstd -dc exited with $z" >&2; exit 97; fi',
+    'if [ "$z" != 0 ]; then echo "zstd -dc exited with $z" >&2; exit 97; fi',
     'exit $t',
   ].join('\n');
+}
+
+/** The MBR's boot code: the session carries the 446 bytes as they are (ka-d.sh -M); the partition table after them stays. */
+export function mbrScript(disk: string): string {
+  return `dd of=${shq(disk)} bs=446 count=1 conv=notrunc,fsync iflag=fullblock status=none`;
 }
 
 async function receiveOne(ctx: Parameters<Step<DeployState>['run']>[0], ref: SessionRef, script: string, tag: string): Promise<void> {
@@ -89,11 +92,11 @@ export const receiveStep: Step<DeployState> = {
       for (const raw of d.raw) {
         const dev = partitionDevice(disk.device, raw.partition);
         ctx.say(`partition ${raw.partition}: raw copy to ${dev}`);
-        await receiveOne(ctx, raw.session, rawScript(dev, `/tmp/raw-${raw.session.name}.zstd-rc`, false), `raw-${raw.session.name}`);
+        await receiveOne(ctx, raw.session, rawScript(dev, `/tmp/raw-${raw.session.name}.zstd-rc`), `raw-${raw.session.name}`);
       }
       if (d.mbr) {
         ctx.say(`${disk.device}: boot code (446 bytes) from session ${d.mbr.name}`);
-        await receiveOne(ctx, d.mbr, rawScript(disk.device, `/tmp/mbr-${d.mbr.name}.zstd-rc`, true), `mbr-${d.mbr.name}`);
+        await receiveOne(ctx, d.mbr, mbrScript(disk.device), `mbr-${d.mbr.name}`);
       }
     }
   },

@@ -26,5 +26,6 @@ export function insideRoot(root: string, path: string): string {
 
 /** A mount point of the clone under the target folder: "/" → /stage2/target, "/boot" → /stage2/target/boot. */
 export function targetDir(stage2: string, mount: string): string {
-  return posix.join(stage2, 'target', mount);
+  const p = posix.join(stage2, 'target', mount);
+  return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }

@@ -6,7 +6,7 @@
 import { lstatSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Step } from '../steps.js';
-import { targetDir } from './shell.js';
+import { shq, targetDir } from './shell.js';
 import { chrootEnv, type DeployState, type TargetFs } from './types.js';
 
 export interface TreeCount {
@@ -75,16 +75,46 @@ export const verifyStep: Step<DeployState> = {
       const p = checkCounts(t, c, childMountCount(t.mount, s.targets.map((x) => x.mount)));
       ctx.say(`${t.mount}: ${c.entries} entries (image ${t.files ?? '?'}), ${c.fileBytes} bytes in files (image ${t.bytesUsed ?? '?'} bytes of data)${p.length ? '' : ': ok'}`);
       problems.push(...p);
-      if (t.aclUrl) {
-        const url = new URL(t.aclUrl, s.appliance).toString();
-        const r = await fetch(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(60_000) });
-        if (!r.ok) throw new Error(`${t.mount}: ACL file ${url}: HTTP ${r.status}`);
-        const file = `acl-${t.partition}-${t.disk}.txt`;
-        writeFileSync(join(s.paths.stage2, 'tmp', file), Buffer.from(await r.arrayBuffer()));
-        await ctx.exec(s.busybox, ['chroot', s.paths.stage2, 'sh', '-c', `cd /target${t.mount === '/' ? '' : t.mount} && setfacl --restore=/tmp/${file}`], { env: chrootEnv });
-        ctx.say(`${t.mount}: ACLs restored from ${url}`);
-      }
+      if (t.aclUrl) await restoreAcls(ctx, t);
     }
     if (problems.length) throw new Error(problems.join('; '));
   },
 };
+
+/** URLs to try for an ACL file the plan names relative to the appliance. */
+export function aclUrls(base: string, aclUrl: string): string[] {
+  const first = new URL(aclUrl, base).toString();
+  if (!aclUrl.startsWith('/') || aclUrl.startsWith('/api/')) return [first];
+  return [first, new URL(`/api${aclUrl}`, base).toString()];
+}
+
+/**
+ * The stream's tar already restored the ACLs it carries (--acls); the plan's ACL file is the
+ * image's own record of them, applied again with setfacl --restore. A file the appliance does
+ * not serve is said and skipped; a file that does not apply fails the step.
+ */
+async function restoreAcls(ctx: Parameters<Step<DeployState>['run']>[0], t: TargetFs): Promise<void> {
+  const s = ctx.state;
+  let body: Buffer | undefined;
+  const tried: string[] = [];
+  for (const url of aclUrls(s.appliance, t.aclUrl!)) {
+    const r = await fetch(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(60_000) }).catch((e: unknown) => e as Error);
+    if (r instanceof Error) {
+      tried.push(`${url}: ${r.message}`);
+      continue;
+    }
+    if (r.ok) {
+      body = Buffer.from(await r.arrayBuffer());
+      break;
+    }
+    tried.push(`${url}: HTTP ${r.status}`);
+  }
+  if (!body) {
+    ctx.say(`${t.mount}: ACL file not available (${tried.join('; ')}): the ACLs tar restored from the stream stay as they are`);
+    return;
+  }
+  const file = `acl-${t.disk}-${t.partition}.txt`;
+  writeFileSync(join(s.paths.stage2, 'tmp', file), body);
+  await ctx.exec(s.busybox, ['chroot', s.paths.stage2, 'sh', '-c', `cd ${shq(`/target${t.mount === '/' ? '' : t.mount}`)} && setfacl --restore=/tmp/${file}`], { env: chrootEnv });
+  ctx.say(`${t.mount}: ACLs restored from the image's ACL file (${body.length} bytes)`);
+}
