@@ -53,7 +53,7 @@ export interface Stage2BuildResult {
 export async function buildStage2(o: Stage2BuildOptions): Promise<Stage2BuildResult> {
   const say = o.say ?? (() => undefined);
   const epoch = sourceDateEpoch();
-  const settings: SquashfsSettings = { level: o.zstdLevel ?? 19, blockSize: 1 << 20, epoch };
+  const settings: SquashfsSettings = { level: o.zstdLevel ?? 15, blockSize: 1 << 20, epoch };
   mkdirSync(o.outDir, { recursive: true });
   const clock = { t: Date.now() };
   const lap = () => { const n = Date.now(); const s = (n - clock.t) / 1000; clock.t = n; return s; };
