@@ -135,13 +135,13 @@ export async function startDhcp(lab: NetLab, ns: string, configFile: string, opt
 }
 
 /** A shell script for udhcpc / dhclient that appends its environment to `out` when a lease is bound. */
-export function envDumpScript(dir: string, name: string, out: string, boundWhen: string): string {
+function envDumpScript(dir: string, name: string, out: string, boundWhen: string): string {
   const file = join(dir, name);
   writeFileSync(file, `#!/bin/sh\ncase "$1$reason" in ${boundWhen}) env | sort > ${out} ;; esac\nexit 0\n`, { mode: 0o755 });
   return file;
 }
 
-export function parseEnv(text: string): Record<string, string> {
+function parseEnv(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const i = line.indexOf('=');
@@ -163,31 +163,65 @@ export interface UdhcpcOptions {
   limit?: number;
 }
 
-export interface UdhcpcRun {
+export interface DhcpClientRun {
   exitCode: number | undefined;
   /** stdout and stderr interleaved, for assertion messages */
   output: string;
-  /** the environment udhcpc handed its script on bound/renew: ip, router, dns, serverid, lease, …; undefined when it got no lease */
+  /**
+   * the environment the client handed its script when the lease was bound; undefined when it got none.
+   * udhcpc: ip, router, dns, domain, serverid, lease, …; dhclient: reason, new_ip_address, new_routers, …
+   */
   env: Record<string, string> | undefined;
 }
 
 /**
- * busybox udhcpc in `ns`, in the foreground, once (-f -q -n), with a script that dumps the
- * lease's environment; the script and the dump live in a temporary folder removed afterwards.
+ * Run a DHCP client whose script (made here, `boundWhen` its case pattern on $1 or
+ * $reason) dumps the lease's environment; the script and the dump live in a temporary
+ * folder removed afterwards.
  */
-export async function udhcpc(lab: NetLab, ns: string, opts: UdhcpcOptions = {}): Promise<UdhcpcRun> {
-  const dir = tempDir('udhcpc');
+async function runWithEnvDump(lab: NetLab, ns: string, boundWhen: string, command: (script: string) => string[]): Promise<DhcpClientRun> {
+  const dir = tempDir('dhcp-client');
   try {
     const out = join(dir.path, 'lease.env');
-    const script = envDumpScript(dir.path, 'script', out, 'bound|renew');
-    const cmd = ['timeout', String(opts.limit ?? 40), 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', opts.iface ?? 'eth0',
-      '-t', String(opts.tries ?? 5), '-T', String(opts.wait ?? 2), '-s', script];
-    for (const o of opts.request ?? []) cmd.push('-O', o);
-    const r = await lab.exec(ns, cmd, { reject: false, all: true });
+    const script = envDumpScript(dir.path, 'script', out, boundWhen);
+    const r = await lab.exec(ns, command(script), { reject: false, all: true });
     return { exitCode: r.exitCode, output: String(r.all), env: existsSync(out) ? parseEnv(readFileSync(out, 'utf8')) : undefined };
   } finally {
     dir.remove();
   }
+}
+
+/** busybox udhcpc in `ns`, in the foreground, once (-f -q -n): the lease it got. */
+export function udhcpc(lab: NetLab, ns: string, opts: UdhcpcOptions = {}): Promise<DhcpClientRun> {
+  return runWithEnvDump(lab, ns, 'bound|renew', (script) => {
+    const cmd = ['timeout', String(opts.limit ?? 40), 'busybox', 'udhcpc', '-f', '-q', '-n', '-i', opts.iface ?? 'eth0',
+      '-t', String(opts.tries ?? 5), '-T', String(opts.wait ?? 2), '-s', script];
+    for (const o of opts.request ?? []) cmd.push('-O', o);
+    return cmd;
+  });
+}
+
+/** Where dhclient keeps its lease file (read again at its next start: INIT-REBOOT) and its pid file. */
+export interface DhclientFiles {
+  leases: string;
+  pid: string;
+}
+
+/**
+ * ISC dhclient in `ns`, once (-1), on eth0: the lease it got (BOUND, or REBOOT when its lease
+ * file held one the server confirmed). It stays in the background holding the lease; stop
+ * it with stopDhclient(files).
+ */
+export function dhclient(lab: NetLab, ns: string, files: DhclientFiles): Promise<DhcpClientRun> {
+  return runWithEnvDump(lab, ns, 'BOUND|REBOOT', (script) => ['timeout', '30', 'dhclient', '-1', '-v', '-sf', script, '-lf', files.leases, '-pf', files.pid, 'eth0']);
+}
+
+/** SIGKILL the dhclient that dhclient() left in the background (ours: its pid file names it). */
+export async function stopDhclient(files: DhclientFiles): Promise<void> {
+  // dhclient writes its pid file after it forks into the background, so possibly after its parent exited.
+  for (let i = 0; i < 100 && !existsSync(files.pid); i++) await new Promise((r) => setTimeout(r, 50));
+  const pid = Number(readFileSync(files.pid, 'utf8').trim());
+  if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
 /** Where `kaboot serve` is told to listen for HTTP in these tests (inside the namespace). */

@@ -2,10 +2,10 @@
 // with the configured options, in network namespaces.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab } from '../helpers/netns.js';
-import { envDumpScript, parseEnv, startDhcp, tempDir, udhcpc, writeDhcpConfig, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
+import { dhclient, startDhcp, stopDhclient, tempDir, udhcpc, writeDhcpConfig, type DhclientFiles, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
 
 let lab: NetLab;
 let dir: TempDir;
@@ -37,16 +37,15 @@ after(async () => {
 
 let dhclientNs = '';
 let dhclientIp = '';
+const dhclientFiles = (pid: string): DhclientFiles => ({ leases: join(dir.path, 'dhclient.leases'), pid: join(dir.path, pid) });
 
 test('dhclient gets a lease with routers, DNS, domain and lease time', async () => {
   const c = await lab.host('dhclient');
   dhclientNs = c.ns;
-  const out = join(dir.path, 'dhclient.env');
-  const script = envDumpScript(dir.path, 'dhclient-script', out, 'BOUND|REBOOT');
-  const r = await lab.exec(c.ns, ['timeout', '30', 'dhclient', '-1', '-v', '-sf', script, '-lf', join(dir.path, 'dhclient.leases'), '-pf', join(dir.path, 'dhclient.pid'), 'eth0'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  assert.ok(existsSync(out), `dhclient ran its script: ${String(r.all)}`);
-  const env = parseEnv(readFileSync(out, 'utf8'));
+  const r = await dhclient(lab, c.ns, dhclientFiles('dhclient.pid'));
+  assert.equal(r.exitCode, 0, r.output);
+  assert.ok(r.env, `dhclient ran its script: ${r.output}`);
+  const env = r.env;
   assert.match(env.new_ip_address ?? '', /^10\.31\.0\.(1[0-4]\d|150)$/);
   assert.equal(env.new_routers, '10.31.0.254');
   assert.equal(env.new_domain_name_servers, '10.31.0.53 10.31.0.54');
@@ -59,16 +58,12 @@ test('dhclient gets a lease with routers, DNS, domain and lease time', async () 
 
 test('dhclient started again with its lease file asks for its address back (INIT-REBOOT) and gets it', async () => {
   assert.ok(dhclientNs && dhclientIp, 'the first dhclient test ran');
-  // The first dhclient went to the background holding its lease: stop it (it is ours, by its pid file).
-  const pid = Number(readFileSync(join(dir.path, 'dhclient.pid'), 'utf8').trim());
-  if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  const out = join(dir.path, 'dhclient2.env');
-  const script = envDumpScript(dir.path, 'dhclient2-script', out, 'BOUND|REBOOT');
-  const r = await lab.exec(dhclientNs, ['timeout', '30', 'dhclient', '-1', '-v', '-sf', script, '-lf', join(dir.path, 'dhclient.leases'), '-pf', join(dir.path, 'dhclient2.pid'), 'eth0'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  const env = parseEnv(readFileSync(out, 'utf8'));
-  assert.equal(env.reason, 'REBOOT', String(r.all));
-  assert.equal(env.new_ip_address, dhclientIp);
+  // The first dhclient went to the background holding its lease: stop it.
+  await stopDhclient(dhclientFiles('dhclient.pid'));
+  const r = await dhclient(lab, dhclientNs, dhclientFiles('dhclient2.pid'));
+  assert.equal(r.exitCode, 0, r.output);
+  assert.equal(r.env?.reason, 'REBOOT', r.output);
+  assert.equal(r.env?.new_ip_address, dhclientIp);
 });
 
 test('busybox udhcpc gets a lease with the configured options', async () => {

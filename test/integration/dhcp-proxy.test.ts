@@ -3,10 +3,9 @@
 // gets its address from dnsmasq and its boot file from kaboot, on port 67 and 4011.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { envDumpScript, parseEnv, probePxe, startDhcp, tempDir, udhcpc, writeDhcpConfig, type ProbeReply, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
+import { dhclient, probePxe, startDhcp, tempDir, udhcpc, writeDhcpConfig, type ProbeReply, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
 import { MessageType } from '../../src/dhcp/packet.js';
 
 let lab: NetLab;
@@ -45,13 +44,10 @@ async function probe(name: string, args: string[]): Promise<ProbeReply[]> {
 
 test('dhclient gets its lease from dnsmasq and nothing from kaboot', async () => {
   const c = await lab.host('dhclient');
-  const out = join(dir.path, 'dhclient.env');
-  const script = envDumpScript(dir.path, 'dhclient-script', out, 'BOUND|REBOOT');
-  const r = await lab.exec(c.ns, ['timeout', '30', 'dhclient', '-1', '-v', '-sf', script, '-lf', join(dir.path, 'dhclient.leases'), '-pf', join(dir.path, 'dhclient.pid'), 'eth0'], { reject: false, all: true });
-  assert.equal(r.exitCode, 0, String(r.all));
-  const env = parseEnv(readFileSync(out, 'utf8'));
-  assert.equal(env.new_dhcp_server_identifier, DNSMASQ);
-  assert.match(env.new_ip_address ?? '', /^10\.32\.0\.1\d\d$/);
+  const r = await dhclient(lab, c.ns, { leases: join(dir.path, 'dhclient.leases'), pid: join(dir.path, 'dhclient.pid') });
+  assert.equal(r.exitCode, 0, r.output);
+  assert.equal(r.env?.new_dhcp_server_identifier, DNSMASQ);
+  assert.match(r.env?.new_ip_address ?? '', /^10\.32\.0\.1\d\d$/);
 });
 
 test('busybox udhcpc gets its lease from dnsmasq and nothing from kaboot', async () => {
