@@ -83,7 +83,9 @@ function tapName(): string {
 }
 
 export function qemuArgs(opts: VmOptions & { mac: string; tap?: string; varsFile?: string }): string[] {
-  const args = ['-m', String(opts.memMiB ?? 1024), '-smp', '1', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-name', opts.name];
+  // -nographic (not -display none): qemu then tells SeaBIOS to use the serial port as
+  // its console, so the firmware's and the iPXE ROM's lines reach the log too.
+  const args = ['-m', String(opts.memMiB ?? 1024), '-smp', '1', '-nographic', '-monitor', 'none', '-serial', 'stdio', '-name', opts.name];
   if (opts.firmware === 'uefi') {
     if (!opts.varsFile) throw new Error('uefi needs a VARS file');
     args.push('-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`, '-drive', `if=pflash,format=raw,file=${opts.varsFile}`);
@@ -215,28 +217,40 @@ export async function diskPartitions(disk: string): Promise<{ label: string; sec
 }
 
 /**
- * Loop-mounts partition `partNo` (1-based) of a raw disk image at a temporary folder,
- * read-only unless `readWrite`, runs fn(mountpoint) and unmounts, whatever fn does.
+ * Loop-mounts partition `partNo` (1-based) of a raw disk image, read-only unless
+ * `readWrite`, runs fn(root) and unmounts, whatever fn does.
+ *
+ * The mount lives in a mount namespace of its own, held by a `sleep` child; fn gets
+ * the path to it through /proc/<pid>/root, which any tool run as root can use (tar -C,
+ * getfattr, readdir). Mounted in the machine's own namespace, it would be copied into
+ * every namespace that other processes create meanwhile (ip netns exec, unshare -m)
+ * and stay there after our umount, holding the loop device; killing the holder drops
+ * the namespace and its mount even if the test dies.
  */
 export async function withDiskPartition<T>(disk: string, partNo: number, fn: (root: string) => Promise<T>, opts: { readWrite?: boolean } = {}): Promise<T> {
   const { sectorSize, partitions } = await diskPartitions(disk);
   const part = partitions[partNo - 1];
   if (!part) throw new Error(`${disk} has no partition ${partNo} (it has ${partitions.length})`);
+  const offset = part.start * sectorSize;
+  const fsType = (await execa('blkid', ['-p', '-o', 'value', '-s', 'TYPE', '-O', String(offset), disk], { reject: false })).stdout.trim();
+  // noload: a read-only ext3/4 mount must not replay the journal, so the image stays as it is.
+  const ro = opts.readWrite ? [] : ['ro', ...(fsType === 'ext4' || fsType === 'ext3' ? ['noload'] : [])];
+  const mountOpts = [...ro, 'loop', `offset=${offset}`, `sizelimit=${part.size * sectorSize}`].join(',');
   const dir = mkdtempSync(join(tmpdir(), 'kaboot-part-'));
-  const ro = opts.readWrite ? [] : ['ro', 'noload'];
-  // noload: do not replay an ext4 journal on a read-only mount, so the image stays untouched.
-  const options = [...ro, 'loop', `offset=${part.start * sectorSize}`, `sizelimit=${part.size * sectorSize}`].join(',');
+  const holder = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+    'mount -o "$1" "$2" "$3" || exit 1; echo mounted; exec sleep 2147483647', '_', mountOpts, disk, dir],
+  { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: { stdout: false, stderr: true } });
   try {
-    const fsType = await execa('blkid', ['-p', '-o', 'value', '-s', 'TYPE', '-O', String(part.start * sectorSize), disk], { reject: false });
-    const mountOpts = fsType.stdout.trim() === 'ext4' || fsType.stdout.trim() === 'ext3' ? options : options.replace(',noload', '').replace('noload,', '');
-    await execa('mount', ['-o', mountOpts, disk, dir]);
-    try {
-      return await fn(dir);
-    } finally {
-      await execa('umount', [dir]);
-    }
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      holder.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('mounted\n')) resolve(); });
+      void holder.then((r) => reject(new Error(`mount -o ${mountOpts} ${disk} failed (exit ${r.exitCode}): ${String(r.stderr)}`)));
+    });
+    return await fn(`/proc/${holder.pid}/root${dir}`);
   } finally {
-    // Not recursive: if the unmount failed, the mounted tree must not be deleted.
+    holder.kill('SIGKILL');
+    await holder;
+    // Not recursive: nothing is mounted on it in this namespace, and it is empty.
     rmdirSync(dir);
   }
 }
