@@ -63,6 +63,8 @@ export interface PollerOptions {
   waitS?: number;
   cwd?: string;
   env?: Record<string, string>;
+  /** sends the queued log lines: the command's output must be in the node's log before its result */
+  flush?: () => Promise<unknown>;
 }
 
 export interface ExecPoller {
@@ -131,6 +133,7 @@ export function startExecPoller(o: PollerOptions): ExecPoller {
     const code = exitCodeOf({ exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, failed: r.failed }, constants.signals as Record<string, number>);
     if (r.failed && r.exitCode === undefined) emit(step, 'stderr', r.shortMessage ?? 'could not run');
     emit(step, 'agent', `exit ${code}`);
+    await o.flush?.().catch(() => undefined);
     for (let attempt = 1; attempt <= 5 && !ctl.signal.aborted; attempt++) {
       try {
         const res = await fetch(resultUrl(o.base, o.mac, cmd.id), {

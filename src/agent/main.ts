@@ -160,7 +160,7 @@ interface DeployArgs {
  */
 async function deploy(a: DeployArgs): Promise<number> {
   let poller: ExecPoller | undefined;
-  const startPoller = (): ExecPoller => (poller ??= startExecPoller({ base: a.base, mac: a.mac, token: a.token, sinks: a.sinks, env: chrootEnv }));
+  const startPoller = (): ExecPoller => (poller ??= startExecPoller({ base: a.base, mac: a.mac, token: a.token, sinks: a.sinks, env: chrootEnv, flush: () => a.log.flush() }));
   const s: DeployState = {
     appliance: a.base,
     applianceHost: new URL(a.base).hostname.replace(/^\[|\]$/g, ''),

@@ -1,6 +1,7 @@
 // The clone's fstab for this node: every line whose mount point the plan fills (and each
 // swap line, in order) names the new file system by UUID; lines for block devices the node
-// does not have are turned into comments (systemd would wait for them at every boot); mount
+// does not have are turned into comments (systemd would wait for them at every boot; not
+// the nofail and noauto ones, which it does not wait for); mount
 // points the golden's fstab lacks (an ESP added for a UEFI node) get a line. The old
 // identifiers and the new UUIDs come out as a map, for the other files that name them. Pure.
 
@@ -76,7 +77,8 @@ export function rewriteFstab(text: string, targets: FstabTarget[]): FstabRewrite
       out.push(fields.join('\t'));
       continue;
     }
-    if (BLOCK_SPEC.test(spec) && !NOT_BLOCK_FS.has(type ?? '') && !f.slice(3, 4).join('').split(',').includes('nofail')) {
+    const options = (f[3] ?? '').split(',');
+    if (BLOCK_SPEC.test(spec) && !NOT_BLOCK_FS.has(type ?? '') && !options.includes('nofail') && !options.includes('noauto')) {
       out.push(`# kaboot: not on this node: ${line}`);
       changes.push(`${isSwap ? 'swap' : mount}: ${spec} is not on this node: commented out`);
       continue;
