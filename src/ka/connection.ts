@@ -1,8 +1,13 @@
 // A socket speaking KA frames: the handshakes read it one frame at a time (next()),
 // the bulk path takes every event as it is decoded (setHandler). Bad bytes end the
-// connection with a reason; nothing thrown here escapes a socket handler.
-import type { Socket } from 'node:net';
+// connection with a reason; nothing thrown here escapes a socket handler. A connection
+// opened with FramedConnection.connect reads through DirectFrameReader (the socket's
+// onread), so DATA can go straight into a relay's ring (setDataTarget).
+import { connect, type Socket } from 'node:net';
 import { encodeFrame, FrameReader, type Frame, type FrameError, type ReadEvent } from './frames.js';
+import { DirectFrameReader, type DataTarget } from './direct-read.js';
+
+type ReaderOpts = { allow?: (t: number) => boolean; maxPayload?: number };
 
 export class ConnectionClosed extends Error {
   constructor(readonly reason: string, readonly frameError?: FrameError) {
@@ -11,7 +16,7 @@ export class ConnectionClosed extends Error {
 }
 
 export class FramedConnection {
-  private readonly reader: FrameReader;
+  private readonly reader: FrameReader | null;
   private queue: ReadEvent[] = [];
   private waiter: { resolve: (f: Frame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined } | null = null;
   private handler: ((ev: ReadEvent) => void) | null = null;
@@ -19,10 +24,10 @@ export class FramedConnection {
   closedReason: string | null = null;
   readonly remoteAddress: string;
 
-  constructor(readonly socket: Socket, opts: { allow?: (t: number) => boolean; maxPayload?: number } = {}) {
-    this.reader = new FrameReader(opts);
+  constructor(readonly socket: Socket, opts: ReaderOpts = {}, private readonly direct: DirectFrameReader | null = null) {
+    this.reader = direct ? null : new FrameReader(opts);
     this.remoteAddress = (socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!direct) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.close(`socket error: ${e.message}`));
     socket.on('close', () => this.close('peer closed the connection'));
     socket.on('end', () => {
@@ -31,14 +36,35 @@ export class FramedConnection {
     });
   }
 
+  /** A client connection whose reads go through a DirectFrameReader. */
+  static connect(to: { host: string; port: number }, opts: ReaderOpts = {}): FramedConnection {
+    let conn: FramedConnection | null = null;
+    const direct = new DirectFrameReader((ev) => conn?.deliver(ev), opts);
+    const socket = connect({
+      host: to.host,
+      port: to.port,
+      noDelay: true,
+      onread: { buffer: () => direct.nextBuffer(), callback: (n: number, buf: Uint8Array) => direct.onRead(n, buf as Buffer) },
+    });
+    conn = new FramedConnection(socket, opts, direct);
+    return conn;
+  }
+
+  /** DATA payloads from now on go into `target` (a direct connection only). */
+  setDataTarget(target: DataTarget): void {
+    if (!this.direct) throw new Error('setDataTarget on a connection not opened with FramedConnection.connect');
+    this.direct.target = target;
+  }
+
   private onData(chunk: Buffer) {
+    if (this.closedReason || !this.reader) return;
+    for (const ev of this.reader.push(chunk)) this.deliver(ev);
+  }
+
+  private deliver(ev: ReadEvent) {
     if (this.closedReason) return;
-    const events = this.reader.push(chunk);
-    for (const ev of events) {
-      if (this.closedReason) return;
-      if (this.handler) this.handler(ev);
-      else this.enqueue(ev);
-    }
+    if (this.handler) this.handler(ev);
+    else this.enqueue(ev);
   }
 
   private enqueue(ev: ReadEvent) {

@@ -4,7 +4,7 @@
 // nodes' stats, repairs around dead nodes, moves slow ones to the tail, places late
 // joiners, and collects every node's result.
 import { createServer, type Server, type Socket } from 'node:net';
-import { createReadStream, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
@@ -18,6 +18,7 @@ import { DataServer, type AcceptedLink } from './links.js';
 import { Relay } from './relay.js';
 import { SocketSink } from './sinks.js';
 import { FileBackedSpool, Spool } from './spool.js';
+import { FileSource } from './file-source.js';
 import { SOURCE_ID, buildTopology, planLateJoin, planMoveToTail, planRemoval, relayOrder, resumeSource, type Attachment, type Topology } from './topology.js';
 import { SlowNodeTracker, defaultSlowPolicy, type NodeWindow, type SlowPolicy } from './slow-policy.js';
 import { hasherFor, type HashChoice } from './hasher.js';
@@ -231,6 +232,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   let sourceRate = 0;
   let sourceProc: ResultPromise | null = null;
   let sourceStream: Readable | null = null;
+  let fileReader: FileSource | null = null;
   const tracker = opts.slowPolicy === false ? null : new SlowNodeTracker({ ...defaultSlowPolicy, ...(opts.slowPolicy ?? {}) });
 
   let resolveResult: (r: SessionResult) => void = () => {};
@@ -239,8 +241,8 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   const relay = new Relay(
     { ringBytes: opts.ringBytes ?? DEFAULT_RING_BYTES, gapReader: () => spool.gapReader(), hasher: hasherFor(opts.hash) },
     {
-      pause: () => sourceStream?.pause(),
-      resume: () => sourceStream?.resume(),
+      pause: () => (fileReader ?? sourceStream)?.pause(),
+      resume: () => (fileReader ?? sourceStream)?.resume(),
       readerFailed: (k, reason) => log.warn({ reader: k, reason }, 'ka: source reader dropped'),
     },
   );
@@ -531,7 +533,20 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
         checkDone();
       });
     } else if ('file' in src) {
-      sourceStream = createReadStream(src.file, { highWaterMark: 1024 * 1024 });
+      // read into the ring itself
+      FileSource.open(src.file, relay, { end: sourceEnded, error: sourceFailed }).then(
+        (f) => {
+          if (shut) {
+            void f.close();
+            return;
+          }
+          fileReader = f;
+          if (relay.paused) f.pause();
+          f.start();
+        },
+        (e: unknown) => sourceFailed(e instanceof Error ? e : new Error(String(e))),
+      );
+      return;
     } else {
       sourceStream = src.stream;
     }
@@ -539,26 +554,30 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     s.on('data', (chunk: Buffer) => {
       if (!relay.ingest(relay.end, chunk)) s.pause();
     });
-    s.on('error', (e) => {
-      sourceError = `source: ${e.message}`;
-      log.error({ err: e.message }, 'ka: source read error');
-      void close(sourceError);
-    });
-    s.on('end', () => {
-      sourceEndedAt = Date.now();
-      if (spool instanceof Spool) spool.end();
-      relay.finishAsSource().then(
-        (fin) => {
-          total = fin.total;
-          digest = fin.digest;
-          event('source-ended', undefined, { total, digest: fin.digest.toString('hex') });
-          log.info({ total, digest: fin.digest.toString('hex') }, 'ka: end of data flow');
-          checkDone();
-        },
-        (e: unknown) => void close(`hashing the source failed: ${e instanceof Error ? e.message : String(e)}`),
-      );
-    });
+    s.on('error', sourceFailed);
+    s.on('end', sourceEnded);
     if (relay.paused) s.pause();
+  };
+
+  const sourceFailed = (e: Error) => {
+    sourceError = `source: ${e.message}`;
+    log.error({ err: e.message }, 'ka: source read error');
+    void close(sourceError);
+  };
+
+  const sourceEnded = () => {
+    sourceEndedAt = Date.now();
+    if (spool instanceof Spool) spool.end();
+    relay.finishAsSource().then(
+      (fin) => {
+        total = fin.total;
+        digest = fin.digest;
+        event('source-ended', undefined, { total, digest: fin.digest.toString('hex') });
+        log.info({ total, digest: fin.digest.toString('hex') }, 'ka: end of data flow');
+        checkDone();
+      },
+      (e: unknown) => void close(`hashing the source failed: ${e instanceof Error ? e.message : String(e)}`),
+    );
   };
 
   const summaries = (): NodeSummary[] =>
@@ -652,6 +671,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     relay.close();
     await dataServer.close();
     if (sourceProc && sourceProc.exitCode === null) sourceProc.kill('SIGTERM');
+    await fileReader?.close();
     await (spool instanceof Spool ? spool.close(!opts.keepSpool) : spool.close());
   };
 

@@ -1,7 +1,8 @@
-// Where each relay's SHA-256 is computed. Node's built-in crypto here hashes at about
-// 0.5 GB/s (its OpenSSL does not use the CPU's SHA instructions), while `openssl dgst`
-// does about 1.7 GB/s, and on the other core: feeding it through a pipe costs less CPU
-// than hashing in the event loop. 'auto' uses openssl when it is on PATH.
+// Where each relay's SHA-256 is computed. Node's createHash('sha256') runs at about
+// 1.1 GB/s here (OpenSSL 3 with the CPU's SHA instructions) over the ring's own views,
+// with no copy; `openssl dgst` on a pipe (1.6 GB/s) costs a pipe write, a pipe read and
+// another process per byte, which cost more CPU in total than they save (measured in
+// docs/bench-ka.md). 'auto' is Node's own; 'openssl' stays for comparison.
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
@@ -31,7 +32,5 @@ export function opensslHasher(): ExternalHasher {
 
 /** The relay's hasher option for a choice; undefined means Node's own crypto. */
 export function hasherFor(choice: HashChoice = 'auto'): (() => ExternalHasher) | undefined {
-  if (choice === 'node') return undefined;
-  if (choice === 'openssl' || onPath('openssl')) return opensslHasher;
-  return undefined;
+  return choice === 'openssl' ? opensslHasher : undefined;
 }

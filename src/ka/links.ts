@@ -2,7 +2,7 @@
 // (link id + token); each side proves the token before a byte of the stream moves.
 // Also the remote spool reader: a node fetching a gap from the coordinator's spool
 // over a link of its own.
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { FrameType, isControlType, type LinkMode } from './frames.js';
 import { FramedConnection, ConnectionClosed } from './connection.js';
@@ -131,15 +131,24 @@ export class DataServer {
   }
 
   async close(): Promise<void> {
-    for (const s of this.conns) s.destroy();
+    for (const s of this.conns) {
+      // a link that has sent its END may still be flushing it to the child: give it a moment
+      if (s.writableEnded && !s.destroyed) {
+        const t = setTimeout(() => s.destroy(), 5000);
+        s.once('close', () => clearTimeout(t));
+      } else {
+        s.destroy();
+      }
+    }
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 }
 
 /** Connect to a parent (or the coordinator's spool) and prove the link token; resolves once the parent has proved it too. */
 export async function connectLink(opts: { host: string; port: number; linkId: number; token: Buffer; offset: number; timeoutMs?: number }): Promise<FramedConnection> {
-  const socket = connect({ host: opts.host, port: opts.port, noDelay: true });
-  const conn = new FramedConnection(socket, { allow: (t) => !isControlType(t) && t !== FrameType.LINK_HELLO && t !== FrameType.LINK_AUTH });
+  // reads go through the socket's onread: the relay can take DATA into its ring (setDataTarget)
+  const conn = FramedConnection.connect({ host: opts.host, port: opts.port }, { allow: (t) => !isControlType(t) && t !== FrameType.LINK_HELLO && t !== FrameType.LINK_AUTH });
+  const socket = conn.socket;
   const timeout = opts.timeoutMs ?? HANDSHAKE_MS;
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => {

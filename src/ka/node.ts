@@ -227,6 +227,20 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
         log.info({ parent: f.parentId, at: `${f.host}:${f.port}`, offset: from, mode: f.mode }, 'ka: data link to parent open');
         ctl.send({ type: 'LINKED', linkId: f.linkId, offset: from });
         if (r.paused) conn.socket.pause();
+        // DATA is read straight into the ring; the offset of each frame is checked first
+        conn.setDataTarget({
+          begin: (offset, length) => {
+            if (offset !== r.end || (r.total !== null && offset + length > r.total)) {
+              conn.close(`parent sent offset ${offset}, expected ${r.end}`);
+              return false;
+            }
+            if (firstByteAt === 0) firstByteAt = Date.now();
+            return true;
+          },
+          reserve: (max) => r.reserveIn(max),
+          commit: (n) => r.commitIn(n),
+          spill: (offset, data) => r.ingest(offset, data),
+        });
         conn.setHandler((ev) => {
           if (ev.kind === 'data') {
             if (ev.offset !== r.end || (r.total !== null && ev.offset + ev.data.length > r.total)) {

@@ -1,21 +1,30 @@
-// One node's share of the stream: what arrives from upstream goes into the ring (and
-// the running SHA-256), and each reader (the local consumer, each child link, the
-// spool writer at the source) takes it from the ring at its own pace. Blocking
-// readers hold the ring: when they lag by a whole ring, the relay pauses its upstream.
-// Detached readers never hold it; a reader behind the ring's start reads the gap from
-// the spool (GapReader) until it is back within the ring.
+// One node's share of the stream: what arrives from upstream is read into the ring's
+// own memory (reserveIn/commitIn) or copied there (ingest), hashed as it lands, and
+// each reader (the local consumer, each child link, the spool writer at the source)
+// takes views of the ring at its own pace. Blocking readers hold the ring: a region is
+// reused only when every blocking reader and every write still queued in a sink is done
+// with it, and when they lag by nearly a ring the relay pauses its upstream. Detached
+// readers get copies and never hold it; a reader behind the ring's start reads the gap
+// from the spool (GapReader) until it is back within the ring.
 import { createHash, type Hash } from 'node:crypto';
-import { ChunkRing } from './ring.js';
+import { ByteRing } from './ring.js';
 
-/** Where a reader's bytes go. write() returns false when the sink wants no more until onDrain's callback. */
+/**
+ * Where a reader's bytes go. write() returns false when the sink wants no more until
+ * onDrain's callback. `data` is a view of the ring: a sink that keeps it past write()
+ * (a socket's or a pipe's queue, the spool's pending writes) must say how far it is
+ * done with through released(), and call onRelease's callback when that moves.
+ */
 export interface Sink {
   write(offset: number, data: Buffer): boolean;
   onDrain(cb: () => void): void;
   end(total: number, digest: Buffer): void;
   /** the sink failed or was dropped; the relay stops feeding it */
   destroy(reason: string): void;
-  /** for a sink that acknowledges later than write() (the spool): offset up to which bytes are safe */
+  /** for a sink that is done with its bytes later than write(): offset up to which the ring's views may be reused */
   released?(): number;
+  /** called (often) when released() may have moved */
+  onRelease?(cb: () => void): void;
   /** groups several writes into one system call */
   cork?(): void;
   uncork?(): void;
@@ -63,10 +72,12 @@ class Reader {
   dead = false;
   /** the spool and the hasher end at the last byte; links and the consumer wait for the digest to send END */
   endWithoutDigest = false;
+  /** end of the last view of the ring (not a copy) handed to the sink */
+  viewsTo = 0;
   /** null while the reader waits for its child to connect: it holds its place in the ring but takes nothing */
   constructor(readonly key: string, public sink: Sink | null, public cursor: number, public mode: ReaderMode) {}
   releasedTo(): number {
-    return this.sink?.released ? this.sink.released() : this.cursor;
+    return this.sink?.released ? Math.min(this.cursor, this.sink.released()) : this.cursor;
   }
 }
 
@@ -74,6 +85,8 @@ export interface RelayOptions {
   ringBytes: number;
   /** largest write handed to a sink at once */
   maxWrite?: number;
+  /** largest single read into the ring (default 1 MiB, at most a quarter of the ring) */
+  readMax?: number;
   gapReader?: () => GapReader;
   /** where the SHA-256 is computed: in this process (default), or by an external hasher fed as a reader */
   hasher?: () => ExternalHasher;
@@ -92,7 +105,16 @@ export interface RelayEvents {
 }
 
 export class Relay {
-  readonly ring: ChunkRing;
+  readonly ring: ByteRing;
+  /** bytes handed to ingest() that did not fit in the ring yet, in order */
+  private backlog: Buffer[] = [];
+  private backlogBytes = 0;
+  readonly readMax: number;
+  /** blocking readers may lag this far behind the end before upstream is paused; the rest is room for reads in flight */
+  private readonly pauseAt: number;
+  private readonly onSinkRelease = () => {
+    if (this.paused || this.backlogBytes > 0) this.pumpAll();
+  };
   private readonly hash: Hash | null;
   private readonly external: ExternalHasher | null;
   private digestPromise: Promise<Buffer> | null = null;
@@ -113,7 +135,9 @@ export class Relay {
   private completed = false;
 
   constructor(private readonly opts: RelayOptions, private readonly events: RelayEvents = {}) {
-    this.ring = new ChunkRing(opts.ringBytes);
+    this.ring = new ByteRing(opts.ringBytes);
+    this.readMax = Math.max(1, Math.min(opts.readMax ?? 1024 * 1024, Math.floor(opts.ringBytes / 4)));
+    this.pauseAt = opts.ringBytes - 2 * this.readMax;
     this.maxWrite = opts.maxWrite ?? 1024 * 1024;
     this.now = opts.now ?? Date.now;
     this.external = opts.hasher ? opts.hasher() : null;
@@ -122,23 +146,88 @@ export class Relay {
       const r = new Reader('hash', this.external.sink, 0, 'blocking');
       r.endWithoutDigest = true;
       this.readers.set('hash', r);
+      this.external.sink.onRelease?.(this.onSinkRelease);
     }
   }
 
+  /** Offset of the next byte upstream must deliver (bytes still waiting to enter the ring included). */
   get end(): number {
-    return this.ring.end;
+    return this.ring.end + this.backlogBytes;
   }
 
-  /** Bytes from upstream at `offset` (must be the current end). Returns false when the caller should stop reading. */
+  /** Bytes from upstream at `offset` (must be the current end), copied into the ring. Returns false when the caller should stop reading. */
   ingest(offset: number, data: Buffer): boolean {
-    if (offset !== this.ring.end) throw new Error(`ingest at ${offset}, relay end is ${this.ring.end}`);
+    if (offset !== this.end) throw new Error(`ingest at ${offset}, relay end is ${this.end}`);
     if (this.total !== null && offset + data.length > this.total) throw new Error('bytes past the announced end');
-    if (this.total !== null && offset + data.length === this.total) queueMicrotask(() => this.maybeAllIn());
-    this.hash?.update(data);
-    this.ring.push(data);
+    if (data.length === 0) return !this.paused;
     this.winBytesIn += data.length;
+    if (this.backlogBytes === 0) {
+      const n = this.copyIn(data);
+      if (n < data.length) this.queueBacklog(data.subarray(n));
+    } else {
+      this.queueBacklog(data);
+    }
     this.pumpAll();
     return !this.paused;
+  }
+
+  /**
+   * A view of the ring to read the next upstream bytes into (a socket's read buffer),
+   * up to `max`; empty when there is no room (then ingest() a buffer of your own).
+   */
+  reserveIn(max: number): Buffer {
+    if (this.backlogBytes > 0) return this.ring.buf.subarray(0, 0);
+    if (this.total !== null) max = Math.min(max, this.total - this.ring.end);
+    return this.ring.reserve(Math.min(max, this.readMax), this.holdFrom());
+  }
+
+  /** `n` bytes arrived in the view reserveIn gave. Returns false when the caller should stop reading. */
+  commitIn(n: number): boolean {
+    if (n <= 0) return !this.paused;
+    if (this.total !== null && this.ring.end + n > this.total) throw new Error('bytes past the announced end');
+    const pos = this.ring.end % this.ring.capacity;
+    this.hash?.update(this.ring.buf.subarray(pos, pos + n));
+    this.ring.commit(n);
+    this.winBytesIn += n;
+    if (this.total !== null && this.ring.end === this.total) queueMicrotask(() => this.maybeAllIn());
+    this.pumpAll();
+    return !this.paused;
+  }
+
+  private copyIn(data: Buffer): number {
+    let done = 0;
+    while (done < data.length) {
+      const view = this.ring.reserve(data.length - done, this.holdFrom());
+      if (view.length === 0) break;
+      data.copy(view, 0, done, done + view.length);
+      this.hash?.update(view);
+      this.ring.commit(view.length);
+      done += view.length;
+    }
+    if (done > 0 && this.total !== null && this.ring.end === this.total) queueMicrotask(() => this.maybeAllIn());
+    return done;
+  }
+
+  private queueBacklog(data: Buffer) {
+    // the caller may reuse its buffer: keep a copy
+    this.backlog.push(Buffer.from(data));
+    this.backlogBytes += data.length;
+  }
+
+  private drainBacklog(): number {
+    let moved = 0;
+    while (this.backlog.length > 0) {
+      const head = this.backlog[0] as Buffer;
+      const n = this.copyIn(head);
+      moved += n;
+      this.backlogBytes -= n;
+      if (n < head.length) {
+        this.backlog[0] = head.subarray(n);
+        break;
+      }
+      this.backlog.shift();
+    }
+    return moved;
   }
 
   /** The stream's end as announced by upstream (or known at the source). */
@@ -170,7 +259,7 @@ export class Relay {
   }
 
   private maybeAllIn() {
-    if (this.allIn || this.total === null || this.ring.end !== this.total) return;
+    if (this.allIn || this.total === null || this.ring.end !== this.total || this.backlogBytes > 0) return;
     this.allIn = true;
     this.ownDigestPromise().then(
       (own) => {
@@ -199,6 +288,7 @@ export class Relay {
     const r = new Reader(key, sink, cursor, mode);
     r.endWithoutDigest = endWithoutDigest;
     this.readers.set(key, r);
+    sink.onRelease?.(this.onSinkRelease);
     this.pumpAll();
   }
 
@@ -214,6 +304,7 @@ export class Relay {
     if (!r || r.sink) return false;
     r.sink = sink;
     r.cursor = cursor;
+    sink.onRelease?.(this.onSinkRelease);
     this.pumpAll();
     return true;
   }
@@ -267,24 +358,32 @@ export class Relay {
     return w;
   }
 
-  /** Unconsumed bytes held for blocking readers, as a share of the ring. */
+  /** Unconsumed bytes held for blocking readers, as a share of what they may hold before upstream is paused. */
   fill(): number {
-    return Math.min(1, (this.ring.end - this.minBlockingReleased()) / this.ring.capacity);
+    return Math.min(1, (this.end - this.holdFrom()) / Math.max(1, this.pauseAt));
   }
 
-  private minBlockingReleased(): number {
+  /** Lowest offset whose bytes someone still needs: blocking readers, and any sink with views of the ring still queued. */
+  private holdFrom(): number {
     let min = this.ring.end;
     for (const r of this.readers.values()) {
-      // an ended reader still holds what its sink has not acknowledged (the spool's pending writes)
-      if (r.mode === 'blocking' && !(r.ended && r.releasedTo() >= r.cursor)) min = Math.min(min, r.releasedTo());
+      const rel = r.releasedTo();
+      if (r.mode === 'blocking') {
+        // an ended reader still holds what its sink has not released (the spool's pending writes)
+        if (!(r.ended && rel >= r.cursor)) min = Math.min(min, rel);
+      } else if (rel < r.viewsTo) {
+        min = Math.min(min, rel);
+      }
     }
     return min;
   }
 
   pumpAll(): void {
-    for (const r of this.readers.values()) this.pump(r);
-    this.ring.trim(this.minBlockingReleased());
-    const over = this.ring.end - this.minBlockingReleased() >= this.ring.capacity;
+    for (;;) {
+      for (const r of this.readers.values()) this.pump(r);
+      if (this.backlogBytes === 0 || this.drainBacklog() === 0) break;
+    }
+    const over = this.backlogBytes > 0 || this.ring.end - this.holdFrom() > this.pauseAt;
     if (over && !this.paused) {
       this.paused = true;
       this.pausedSince = this.now();
@@ -312,9 +411,12 @@ export class Relay {
           r.gap.close();
           r.gap = null;
         }
-        const view = this.ring.slice(r.cursor, this.maxWrite) as Buffer;
+        const slice = this.ring.slice(r.cursor, this.maxWrite) as Buffer;
+        // a detached reader must not hold the ring: it gets a copy
+        const view = r.mode === 'detached' ? Buffer.from(slice) : slice;
         const at = r.cursor;
         r.cursor += view.length;
+        if (view === slice) r.viewsTo = r.cursor;
         r.bytes += view.length;
         r.winBytes += view.length;
         if (!sink.write(at, view)) {

@@ -1,32 +1,69 @@
 // Readers' destinations: a child's data link (DATA frames on a socket) and the local
 // consumer's stdin. Both write the ring's views as they are; a sink asks to wait
 // when more than `limit` bytes sit in its user-space queue (the kernel's socket or
-// pipe buffer is behind that).
+// pipe buffer is behind that), and tells the relay how far the kernel has taken its
+// bytes (released), since until then the views in its queue must not be reused.
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { dataFrameHeader, encodeFrame } from './frames.js';
 import type { Sink } from './relay.js';
 
 const DEFAULT_LIMIT = 4 * 1024 * 1024;
+const LINGER_MS = 5000;
+
+/** Offset up to which a stream's queued writes have reached the kernel, and a callback as they do. */
+class WriteTracker {
+  /** -1: nothing written yet, so nothing held */
+  writtenTo = -1;
+  private cb: (() => void) | null = null;
+  readonly done = () => this.cb?.();
+  released(stream: Writable): number {
+    if (this.writtenTo < 0) return Number.MAX_SAFE_INTEGER;
+    if (stream.destroyed) return this.writtenTo;
+    // writableLength counts what is queued or being written (for a socket, frame headers too: this errs on the safe side)
+    return this.writtenTo - stream.writableLength;
+  }
+  onRelease(cb: () => void) {
+    this.cb = cb;
+  }
+}
 
 export class SocketSink implements Sink {
+  private readonly tracker = new WriteTracker();
   constructor(private readonly socket: Socket, private readonly limit = DEFAULT_LIMIT) {}
   write(offset: number, data: Buffer): boolean {
     if (this.socket.destroyed) return true;
     this.socket.write(dataFrameHeader(offset, data.length));
-    this.socket.write(data);
+    this.socket.write(data, this.tracker.done);
+    this.tracker.writtenTo = offset + data.length;
     return this.socket.writableLength < this.limit;
+  }
+  released(): number {
+    return this.tracker.released(this.socket);
+  }
+  onRelease(cb: () => void): void {
+    this.tracker.onRelease(cb);
   }
   onDrain(cb: () => void): void {
     if (this.socket.writableLength < this.limit) queueMicrotask(cb);
     else this.socket.once('drain', cb);
   }
+  private ended = false;
   end(total: number, digest: Buffer): void {
     if (this.socket.destroyed) return;
+    this.ended = true;
     this.socket.write(encodeFrame({ type: 'END', total, digest }));
     this.socket.end();
   }
   destroy(): void {
+    if (this.socket.destroyed) return;
+    // after END, let the last bytes and the END reach the child (a node leaving at the
+    // end of the session must not cut its child short); a child that reads nothing more gets 5 s
+    if (this.ended) {
+      const t = setTimeout(() => this.socket.destroy(), LINGER_MS);
+      this.socket.once('close', () => clearTimeout(t));
+      return;
+    }
     this.socket.destroy();
   }
   cork(): void {
@@ -39,11 +76,19 @@ export class SocketSink implements Sink {
 
 /** The local consumer's stdin. end() closes it, so the command sees EOF. */
 export class StdinSink implements Sink {
+  private readonly tracker = new WriteTracker();
   constructor(private readonly stdin: Writable, private readonly limit = DEFAULT_LIMIT) {}
-  write(_offset: number, data: Buffer): boolean {
+  write(offset: number, data: Buffer): boolean {
     if (this.stdin.destroyed) return true;
-    this.stdin.write(data);
+    this.stdin.write(data, this.tracker.done);
+    this.tracker.writtenTo = offset + data.length;
     return this.stdin.writableLength < this.limit;
+  }
+  released(): number {
+    return this.tracker.released(this.stdin);
+  }
+  onRelease(cb: () => void): void {
+    this.tracker.onRelease(cb);
   }
   onDrain(cb: () => void): void {
     if (this.stdin.writableLength < this.limit) queueMicrotask(cb);

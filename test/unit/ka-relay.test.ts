@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { ChunkRing } from '../../src/ka/ring.js';
+import { ByteRing } from '../../src/ka/ring.js';
 import { Relay, type Sink } from '../../src/ka/relay.js';
 import { Spool } from '../../src/ka/spool.js';
 
@@ -20,7 +20,8 @@ class MemorySink implements Sink {
   private drain: (() => void) | null = null;
   write(offset: number, data: Buffer): boolean {
     this.at.push(offset);
-    this.chunks.push(data);
+    // the data is a view of the ring, reused once write() returns: keep a copy
+    this.chunks.push(Buffer.from(data));
     return --this.budget > 0;
   }
   onDrain(cb: () => void) {
@@ -43,20 +44,32 @@ class MemorySink implements Sink {
   }
 }
 
-test('ring: keeps at most its capacity (plus one chunk) of what blocking readers released', () => {
-  const r = new ChunkRing(100);
-  for (let i = 0; i < 10; i++) r.push(Buffer.alloc(30, i));
-  assert.equal(r.end, 300);
-  r.trim(300);
-  assert.ok(r.held >= 100 && r.held <= 130, `held ${r.held}`);
-  assert.equal(r.slice(r.start - 1, 10), null);
-  assert.equal(r.slice(300, 10), null);
-  const v = r.slice(295, 100);
-  assert.equal(v?.length, 5);
-  assert.equal(v?.[0], 9);
-  r.trim(0);
-  assert.ok(r.held >= 100);
-  assert.throws(() => new ChunkRing(0), RangeError);
+test('ring: one buffer written in a circle, never over what is still held', () => {
+  const r = new ByteRing(100);
+  const data = Buffer.from(Array.from({ length: 300 }, (_, i) => i % 251));
+  // nothing held: everything fits, the oldest bytes go
+  assert.equal(r.write(data.subarray(0, 250), 250), 250);
+  assert.equal(r.end, 250);
+  assert.equal(r.start, 150);
+  assert.equal(r.slice(149, 10), null);
+  assert.equal(r.slice(250, 10), null);
+  const v = r.slice(190, 100) as Buffer;
+  assert.equal(v.length, 10, 'a view stops at the wrap');
+  assert.ok(v.equals(data.subarray(190, 200)));
+  assert.ok((r.slice(200, 100) as Buffer).equals(data.subarray(200, 250)));
+  // someone still needs offset 200: only 50 bytes of room
+  assert.equal(r.space(200), 50);
+  assert.equal(r.write(data.subarray(250, 300), 200), 50);
+  assert.equal(r.reserve(10, 200).length, 0, 'no room past what is held');
+  assert.ok((r.slice(200, 100) as Buffer).equals(data.subarray(200, 300)));
+  // a read straight into the ring: reserve, then commit what arrived
+  const view = r.reserve(30, 300);
+  assert.equal(view.length, 30);
+  view.fill(7, 0, 20);
+  r.commit(20);
+  assert.equal(r.end, 320);
+  assert.deepEqual([...(r.slice(300, 20) as Buffer)], new Array(20).fill(7));
+  assert.throws(() => new ByteRing(0), RangeError);
 });
 
 test('relay: readers get every byte in order, END with the digest, and a slow blocking reader pauses upstream', async () => {
@@ -176,4 +189,68 @@ test('relay: the SHA-256 computed by openssl on a pipe matches, and feeds nothin
   source.ingest(0, data.subarray(0, 1000));
   const fin = await source.finishAsSource();
   assert.ok(fin.digest.equals(createHash('sha256').update(data.subarray(0, 1000)).digest()));
+});
+
+/** Keeps the ring's views queued (like a socket) until flush(): the relay must not reuse them before. */
+class QueueingSink implements Sink {
+  queue: { offset: number; view: Buffer }[] = [];
+  out: Buffer[] = [];
+  writtenTo = -1;
+  private release: (() => void) | null = null;
+  write(offset: number, data: Buffer): boolean {
+    this.queue.push({ offset, view: data });
+    this.writtenTo = offset + data.length;
+    return true;
+  }
+  onDrain(cb: () => void) {
+    queueMicrotask(cb);
+  }
+  end() {}
+  destroy() {}
+  released() {
+    const head = this.queue[0];
+    return head ? head.offset : this.writtenTo < 0 ? Number.MAX_SAFE_INTEGER : this.writtenTo;
+  }
+  onRelease(cb: () => void) {
+    this.release = cb;
+  }
+  flush() {
+    for (const q of this.queue.splice(0)) this.out.push(Buffer.from(q.view));
+    this.release?.();
+  }
+}
+
+test('relay: reads land in the ring itself, and views queued in a sink are not reused until it releases them', () => {
+  let paused = 0;
+  let resumed = 0;
+  const relay = new Relay({ ringBytes: 1000 }, { pause: () => paused++, resume: () => resumed++ });
+  const sink = new QueueingSink();
+  relay.addReader('child', sink, 0, 'blocking');
+  const data = randomBytes(5000);
+  let at = 0;
+  const read = () => {
+    // what a socket read does: fill the reserved view, commit
+    const view = relay.reserveIn(100);
+    const n = Math.min(view.length, data.length - at);
+    data.copy(view, 0, at, at + n);
+    at += n;
+    return relay.commitIn(n);
+  };
+  while (read()) {
+    /* until the relay says stop */
+  }
+  assert.equal(paused, 1);
+  assert.ok(at <= 1000 - relay.readMax, `read ${at} bytes with nothing released`);
+  const before = relay.ring.buf.subarray(0, at).equals(data.subarray(0, at));
+  assert.ok(before, 'no byte overwritten while queued');
+  while (at < data.length) {
+    sink.flush();
+    while (at < data.length && read()) {
+      /* fill again */
+    }
+  }
+  sink.flush();
+  assert.ok(resumed >= 1);
+  assert.ok(Buffer.concat(sink.out).equals(data));
+  assert.ok(relay.ring.end === 5000);
 });
