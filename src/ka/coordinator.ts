@@ -19,6 +19,7 @@ import { Relay } from './relay.js';
 import { SocketSink } from './sinks.js';
 import { FileBackedSpool, Spool } from './spool.js';
 import { FileSource } from './file-source.js';
+import { defaultLiveness, heard, judge, newLiveness, progressed, silenceLimit, type LivenessPolicy, type LivenessState } from './liveness.js';
 import { SOURCE_ID, buildTopology, planLateJoin, planMoveToTail, planRemoval, relayOrder, resumeSource, type Attachment, type Topology } from './topology.js';
 import { SlowNodeTracker, defaultSlowPolicy, type NodeWindow, type SlowPolicy } from './slow-policy.js';
 import { hasherFor, type HashChoice } from './hasher.js';
@@ -46,14 +47,18 @@ export interface SessionOptions {
   spoolDir?: string;
   keepSpool?: boolean;
   ringBytes?: number;
-  /** a node silent for this long is dead */
+  /** a node silent for this long is dead (the floor: see liveness.ts) */
   deadAfterMs?: number;
+  /** a node's silence limit is at least this many times the longest gap seen between its frames (default 3) */
+  deadAfterGapFactor?: number;
+  /** and at most this (default 60 s) */
+  deadAfterMaxMs?: number;
   /** false disables the slow-node policy */
   slowPolicy?: Partial<SlowPolicy> | false;
   statsIntervalMs?: number;
   /** nodes joining after the start become the tail and catch up from the spool (default true) */
   lateJoin?: boolean;
-  /** where the source's SHA-256 is computed (default auto: openssl when on PATH) */
+  /** where the source's SHA-256 is computed (default auto: in this process) */
   hash?: HashChoice;
   logger: Logger;
 }
@@ -163,7 +168,7 @@ interface NodeRec {
   ringStart: number;
   fill: number;
   rate: number;
-  lastSeen: number;
+  live: LivenessState;
   window: FrameOf<'STATS'> | null;
   spoolLinkId: number;
   result: FrameOf<'RESULT'> | null;
@@ -194,7 +199,11 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   const key = secretKey(opts.secret);
   const arity = opts.arity ?? 1;
   const statsMs = opts.statsIntervalMs ?? 1000;
-  const deadAfter = opts.deadAfterMs ?? 5000;
+  const liveness: LivenessPolicy = {
+    deadAfterMs: opts.deadAfterMs ?? 5000,
+    gapFactor: opts.deadAfterGapFactor ?? defaultLiveness.gapFactor,
+    maxDeadAfterMs: opts.deadAfterMaxMs ?? defaultLiveness.maxDeadAfterMs,
+  };
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
   const cpuNow = () => {
@@ -396,7 +405,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
         ringStart: 0,
         fill: 0,
         rate: 0,
-        lastSeen: Date.now(),
+        live: newLiveness(Date.now()),
         window: null,
         spoolLinkId,
         result: null,
@@ -451,10 +460,17 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
       return;
     }
     const f: Frame = ev.frame;
-    n.lastSeen = Date.now();
+    const now = Date.now();
+    heard(n.live, now);
     n.suspect = false;
     switch (f.type) {
       case 'STATS':
+        if (f.position > n.position) progressed(n.live, now);
+        // the bytes it sent its children are signs of their life, whatever their own silence
+        for (const c of f.children) {
+          const child = nodes.get(c.childId);
+          if (child && c.bytes > 0) progressed(child.live, now);
+        }
         n.position = f.position;
         n.ringStart = f.ringStart;
         n.fill = f.fillPermille / 1000;
@@ -702,18 +718,27 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     const w = relay.takeWindow();
     sourceRate = (w.bytesIn * 1000) / statsMs;
     for (const n of nodes.values()) {
+      // bytes the source sent a node in this window: it is moving
+      if (n.parent === SOURCE_ID && (w.readers.get(sourceKey(n.id, n.linkId))?.bytes ?? 0) > 0) progressed(n.live, now);
       if (stalled) {
-        n.lastSeen = Math.max(n.lastSeen, now - statsMs);
+        n.live.lastSeen = Math.max(n.live.lastSeen, now - statsMs);
         continue;
       }
-      if ((n.state === 'running' || n.state === 'finished') && now - n.lastSeen > deadAfter) {
+      if (n.state !== 'running' && n.state !== 'finished') continue;
+      const verdict = judge(liveness, n.live, now);
+      if (verdict === 'silent-but-moving' && !n.suspect) {
+        log.info({ node: n.id, silentMs: now - n.live.lastSeen }, 'ka: node silent, but its data still moves');
+        n.suspect = true;
+      }
+      if (verdict === 'dead') {
         // judged again at the next tick, after this loop has read what is pending
         if (!n.suspect) {
           n.suspect = true;
           continue;
         }
-        log.warn({ node: n.id, silentMs: now - n.lastSeen }, 'ka: node silent, dropping it');
-        n.conn.close(`silent for ${now - n.lastSeen} ms`);
+        const silentMs = now - n.live.lastSeen;
+        log.warn({ node: n.id, silentMs, limitMs: silenceLimit(liveness, n.live) }, 'ka: node silent, dropping it');
+        n.conn.close(`silent for ${silentMs} ms`);
       }
     }
     if (stalled) return;
