@@ -35,11 +35,11 @@ export function parseRemoteCommand(v: unknown): RemoteCommand {
 }
 
 export function commandsUrl(base: string, mac: string, waitS: number): string {
-  return `${base}/api/nodes/${encodeURIComponent(mac)}/commands?wait=${waitS}`;
+  return `${base}/api/nodes/${mac}/commands?wait=${waitS}`;
 }
 
 export function resultUrl(base: string, mac: string, id: string): string {
-  return `${base}/api/nodes/${encodeURIComponent(mac)}/commands/${encodeURIComponent(id)}/result`;
+  return `${base}/api/nodes/${mac}/commands/${id}/result`;
 }
 
 /** Exit code as a shell would give it: 124 on the timeout, 128+N for a signal, 127 when it could not start. */

@@ -11,7 +11,8 @@ import { execa } from 'execa';
 import { mkfsArgs, newFsId, mountOrder } from '../../src/agent/deploy/format.js';
 import { receiveScript, rawScript, mbrScript, excludePatterns } from '../../src/agent/deploy/receive.js';
 import { stage2Mounts, stage2Consumer } from '../../src/agent/deploy/stage2.js';
-import { grubInstallCommands, grubConfigCommand, appendToGrubDefault, extlinuxCommands } from '../../src/agent/deploy/bootloader.js';
+import { grubInstallCommands, grubConfigCommand, appendToGrubDefault, extlinuxCommands, grubDiskProblem } from '../../src/agent/deploy/bootloader.js';
+import { parseDesc } from '../../src/images/desc.js';
 import { shq, shJoin, insideRoot, targetDir } from '../../src/agent/deploy/shell.js';
 import { tarArgs } from '../../src/images/capture.js';
 import { defaultPaths } from '../../src/agent/deploy/types.js';
@@ -211,4 +212,11 @@ test('extlinux: installed into the clone\'s boot folder, syslinux\'s MBR for the
     'extlinux --install /target/boot/syslinux',
     'dd if=/usr/lib/syslinux/mbr/gptmbr.bin of=/dev/sda bs=440 count=1 conv=notrunc,fsync',
   ]);
+});
+
+test('grubDiskProblem: BIOS on GPT needs a BIOS boot partition; DOS and UEFI do not', () => {
+  assert.match(grubDiskProblem('bios', parseDesc('label gpt\nesp 512\nlinux fill ext4 /\n')) ?? '', /BIOS boot partition/);
+  assert.equal(grubDiskProblem('bios', parseDesc('label gpt\ntype21686148-6449-6E6F-744E-656564454649 1\nlinux fill ext4 /\n')), undefined);
+  assert.equal(grubDiskProblem('uefi', parseDesc('label gpt\nesp 512\nlinux fill ext4 /\n')), undefined);
+  assert.equal(grubDiskProblem('bios', parseDesc('linux fill ext4 /\n')), undefined);
 });

@@ -30,7 +30,7 @@ const plan: DeployPlan = {
 };
 
 test('readPlanAnswer: a plan for this node and firmware; otherwise what the appliance said', () => {
-  assert.equal(planUrl('http://10.0.0.1:80', '52:54:00:00:00:07', 'uefi'), 'http://10.0.0.1:80/api/nodes/52%3A54%3A00%3A00%3A00%3A07/plan?firmware=uefi');
+  assert.equal(planUrl('http://10.0.0.1:80', '52:54:00:00:00:07', 'uefi'), 'http://10.0.0.1:80/api/nodes/52:54:00:00:00:07/plan?firmware=uefi');
   assert.deepEqual(readPlanAnswer(200, JSON.stringify(plan), '52:54:00:00:00:07', 'bios'), plan);
   assert.throws(() => readPlanAnswer(404, '{"error":"not found","message":"52:54:00:00:00:07 is in no deployment"}', '52:54:00:00:00:07', 'bios'), /HTTP 404: 52:54:00:00:00:07 is in no deployment/);
   assert.throws(() => readPlanAnswer(401, 'nope', plan.mac, 'bios'), /HTTP 401: nope/);
@@ -69,7 +69,7 @@ test('remote commands: checked answers, URLs, shell-like exit codes, backoff', (
   for (const bad of [null, {}, { id: '../x', argv: ['a'] }, { id: 'c1', argv: [] }, { id: 'c1', argv: [1] }, { id: 'c1', argv: [''] }, { id: 'c1', argv: ['a'], timeout_s: -1 }]) {
     assert.throws(() => parseRemoteCommand(bad), CommandFormatError, JSON.stringify(bad));
   }
-  assert.equal(commandsUrl('http://a:80', '52:54:00:00:00:07', 20), 'http://a:80/api/nodes/52%3A54%3A00%3A00%3A00%3A07/commands?wait=20');
+  assert.equal(commandsUrl('http://a:80', '52:54:00:00:00:07', 20), 'http://a:80/api/nodes/52:54:00:00:00:07/commands?wait=20');
   assert.equal(resultUrl('http://a', 'm', 'c1'), 'http://a/api/nodes/m/commands/c1/result');
   const sig = { SIGKILL: 9, SIGTERM: 15 };
   assert.equal(exitCodeOf({ exitCode: 3 }, sig), 3);

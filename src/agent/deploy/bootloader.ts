@@ -5,6 +5,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Firmware } from '../firmware.js';
+import type { DescPlan } from '../../images/desc.js';
+import { GPT } from '../../images/part-types.js';
 import type { Step } from '../steps.js';
 import { bindIntoTarget } from './prepare.js';
 import { targetDir } from './shell.js';
@@ -35,6 +37,13 @@ export function grubConfigCommand(cloneExists: (rel: string) => boolean): string
   if (has(cloneExists, 'grub-mkconfig')) return ['grub-mkconfig', '-o', '/boot/grub/grub.cfg'];
   if (has(cloneExists, 'grub2-mkconfig')) return ['grub2-mkconfig', '-o', '/boot/grub2/grub.cfg'];
   return undefined;
+}
+
+/** Why GRUB cannot go on this disk for this firmware, or nothing: on BIOS a GPT needs a BIOS boot partition to embed core.img. */
+export function grubDiskProblem(firmware: Firmware, desc: DescPlan): string | undefined {
+  if (firmware !== 'bios' || desc.label !== 'gpt') return undefined;
+  if (desc.partitions.some((p) => p.typeCode.toUpperCase() === GPT.biosBoot)) return undefined;
+  return `GRUB for BIOS on a GPT disk needs a BIOS boot partition: add "type${GPT.biosBoot} 1" to the desc (or give this drive a DOS label with -p)`;
 }
 
 /** /etc/default/grub with words added to GRUB_CMDLINE_LINUX (each once). */
@@ -87,6 +96,8 @@ export const bootloaderStep: Step<DeployState> = {
     if (s.firmware === 'uefi' && !s.targets.some((t) => t.mount === '/boot/efi' && t.fstype === 'vfat')) {
       throw new Error('a UEFI node needs an EFI system partition mounted at /boot/efi (esp in the desc)');
     }
+    const diskProblem = grubDiskProblem(s.firmware, disk.desc);
+    if (diskProblem) throw new Error(diskProblem);
     if (b.append) {
       const p = join(root, 'etc/default/grub');
       const before = existsSync(p) ? readFileSync(p, 'utf8') : '';

@@ -6,7 +6,7 @@ import type { Step } from '../steps.js';
 import type { DeployState } from './types.js';
 
 export function planUrl(base: string, mac: string, firmware: Firmware): string {
-  return `${base}/api/nodes/${encodeURIComponent(mac)}/plan?firmware=${firmware}`;
+  return `${base}/api/nodes/${mac}/plan?firmware=${firmware}`;
 }
 
 /** Reads a plan answer: the plan, or an error that says what the appliance said. */
