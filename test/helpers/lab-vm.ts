@@ -64,6 +64,10 @@ export interface Vm {
   argv: string[];
   /** the serial console so far (CR removed) */
   console(): string;
+  /** ms from qemu's start to when the console first showed `re` (to the chunk), or undefined */
+  seenAt(re: RegExp): number | undefined;
+  /** Date.now() when qemu was started */
+  startedAt: number;
   /** resolves with the first match in the console (from `from` on, default 0); rejects with the console's tail on timeout or exit */
   waitFor(re: RegExp, timeoutMs: number, from?: number): Promise<RegExpMatchArray>;
   /** resolves when qemu exits (poweroff, kill, crash) */
@@ -135,11 +139,15 @@ export async function startVm(lab: NetLab, ns: string, opts: VmOptions): Promise
     const logStream = createWriteStream(consoleLog);
     let text = '';
     let stderr = '';
+    // where each chunk of console text starts, and when it came
+    const chunks: { offset: number; at: number }[] = [];
+    const startedAt = Date.now();
     const proc: ResultPromise = lab.spawn(ns, argv, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false });
     if (!proc.pid) throw new Error(`qemu for ${opts.name} did not start`);
     const waiters = new Set<() => void>();
     proc.stdout?.on('data', (chunk: Buffer) => {
       logStream.write(chunk);
+      chunks.push({ offset: text.length, at: Date.now() });
       text += chunk.toString('latin1').replace(/\r/g, '');
       for (const w of waiters) w();
     });
@@ -164,6 +172,16 @@ export async function startVm(lab: NetLab, ns: string, opts: VmOptions): Promise
       consoleLog,
       argv,
       console: () => text,
+      startedAt,
+      seenAt(re: RegExp) {
+        const m = new RegExp(re.source, re.flags.replace('g', '')).exec(text);
+        if (!m) return undefined;
+        // the chunk that holds the match's last character
+        const end = m.index + m[0].length - 1;
+        let at = chunks[0]?.at ?? startedAt;
+        for (const c of chunks) { if (c.offset > end) break; at = c.at; }
+        return at - startedAt;
+      },
       waitFor(re: RegExp, timeoutMs: number, from = 0) {
         return new Promise<RegExpMatchArray>((resolve, reject) => {
           const plain = new RegExp(re.source, re.flags.replace('g', ''));
@@ -199,6 +217,12 @@ export async function startVm(lab: NetLab, ns: string, opts: VmOptions): Promise
     if (ownDir) rmSync(workDir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** A sparse raw disk image of `bytes` (an empty disk for a node to deploy to). */
+export async function emptyDisk(file: string, bytes: number): Promise<string> {
+  await execa('truncate', ['-s', String(bytes), file]);
+  return file;
 }
 
 export interface PartitionEntry {

@@ -69,6 +69,8 @@ test('lab golden: built or reused, its root has what a clone must keep, its mani
   t.after(() => vm.kill());
   const m = await vm.waitFor(goldenMarker, markerTimeoutMs);
   t.diagnostic(`marker after ${((Date.now() - started) / 1000).toFixed(1)} s: ${m[0]}`);
+  const phase = (re: RegExp) => { const ms = vm.seenAt(re); return ms === undefined ? '-' : (ms / 1000).toFixed(1); };
+  t.diagnostic(`console, s from qemu start: grub=${phase(/Booting `Debian/)} kernel=${phase(/Linux version/)} systemd=${phase(/systemd\[1\]: /)} marker=${phase(goldenMarker)}`);
   assert.equal(m[1], 'golden');
   assert.equal(m[2], info.machine_id);
   assert.equal(m[3], info.partition.uuid);
