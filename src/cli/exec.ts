@@ -32,7 +32,8 @@ export async function execCommand(argv: string[]): Promise<number> {
     const mac = await resolveNode(t, node);
     const ac = new AbortController();
     process.once('SIGINT', () => ac.abort());
-    // follow first, so no line of the command is missed
+    // follow first: the followed log starts with the whole current log, so whatever the
+    // timing no line of the command is missed; lines before the id is known wait in `early`
     let exitCode: number | undefined;
     let id: string | undefined;
     const early: string[] = [];
@@ -55,8 +56,6 @@ export async function execCommand(argv: string[]): Promise<number> {
       return true;
     };
     const following = followLines(t, `/api/nodes/${mac}/log?follow=1`, onLine, ac.signal);
-    // the whole current log comes first: wait until the stream is open before queueing
-    await new Promise((r) => setTimeout(r, 200));
     const { body } = await apiRequest<{ id: string }>(t, 'POST', `/api/nodes/${mac}/exec`, { argv: cmd, ...(timeout !== undefined ? { timeout_s: timeout } : {}) });
     id = body.id;
     for (const raw of early.splice(0)) if (!onLine(raw)) break;

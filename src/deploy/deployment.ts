@@ -87,6 +87,8 @@ export interface DeployNode {
   rate?: number;
   /** time spent in sessions, ms (the rate's denominator) */
   receive_ms?: number;
+  /** the sessions its last plan names (kambr is for BIOS nodes only); absent before a plan */
+  sessions?: string[];
 }
 
 export interface Deployment {

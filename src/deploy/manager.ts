@@ -6,7 +6,7 @@
 // A deployment that was waiting or running when the appliance stopped cannot resume: its
 // coordinators and the nodes' streams died with the process. It is reloaded as failed
 // ("appliance restarted"), its unfinished nodes failed and left on kamethod.
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
@@ -254,6 +254,7 @@ export class DeploymentManager {
     delete node.message;
     delete node.finished;
     node.firmware = firmware;
+    node.sessions = [plan.stage2.name, ...plan.disks.flatMap((k) => [...k.filesystems.flatMap((f) => (f.session ? [f.session.name] : [])), ...k.raw.map((x) => x.session.name), ...(k.mbr ? [k.mbr.name] : [])])];
     node.started ??= now;
     if (d.state === 'waiting') d.state = 'running';
     this.store.save(d);
@@ -334,9 +335,10 @@ export class DeploymentManager {
     return { file, bytes: st.size, sha256: this.stage2Cache.sha256 };
   }
 
-  private live(d: Deployment): number {
-    const failed = d.nodes.filter((n) => n.state === 'failed' || n.state === 'cancelled').length;
-    return d.want - failed;
+  /** Nodes that may still join this session: not failed, and (once planned) with it in their plan; plus those not recruited yet. */
+  private live(d: Deployment, session: string): number {
+    const planned = d.nodes.filter((n) => n.state !== 'failed' && n.state !== 'cancelled' && needsSession(n, session)).length;
+    return planned + Math.max(0, d.want - d.nodes.length);
   }
 
   /** Starts a waiting session once every live node has joined, or wait_s after the first did. */
@@ -351,7 +353,7 @@ export class DeploymentManager {
         if (st.state !== 'waiting' || st.joined === 0) continue;
         r.firstJoinAt ??= now;
         const waitMs = (d.request.wait_s ?? DEFAULT_WAIT_S) * 1000;
-        if (st.joined >= this.live(d) || now - r.firstJoinAt >= waitMs) {
+        if (st.joined >= this.live(d, r.record.name) || now - r.firstJoinAt >= waitMs) {
           this.deps.logger.info({ deployment: id, session: r.record.name, joined: st.joined, want: d.want }, 'session starts with the nodes present');
           r.session.goNow();
         }
@@ -395,7 +397,7 @@ export class DeploymentManager {
       d.want = d.nodes.length;
     }
     for (const n of d.nodes) {
-      if (!nodeDone(n) && !seen.has(n.mac)) this.failNode(d, n, res.session, `session ${res.session} ended${res.sourceError ? ` (${res.sourceError})` : ''} without this node`, now);
+      if (!nodeDone(n) && !seen.has(n.mac) && needsSession(n, res.session)) this.failNode(d, n, res.session, `session ${res.session} ended${res.sourceError ? ` (${res.sourceError})` : ''} without this node`, now);
     }
     this.store.save(d);
     void this.finishIfDone(d);
@@ -432,8 +434,12 @@ export class DeploymentManager {
     rt.closing = true;
     await Promise.all(rt.sessions.map((r) => (r.result ? Promise.resolve() : r.session.close(reason)).catch((e: Error) => this.deps.logger.warn({ deployment: id, session: r.record.name, err: e.message }, 'session close failed'))));
     this.runtimes.delete(id);
+    // what -D and -M compressed or wrote for this deployment
+    await rm(join(this.deps.stateDir, 'spool', id), { recursive: true, force: true });
   }
 }
+
+const needsSession = (n: DeployNode, session: string) => !n.sessions || n.sessions.includes(session);
 
 function dummySessions(image: ImageManifest, sent: number[], req: DeploymentRequest, firstDrive: string): PlanSessions {
   const ref = (name: string) => ({ name, port: 1, secret: '0'.repeat(32), bytes: 0, sha256: '0'.repeat(64) });

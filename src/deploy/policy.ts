@@ -285,8 +285,13 @@ export function buildPlan(inp: PlanInputs): { plan: DeployPlan; notes: string[] 
         if (!session) throw new PolicyError(`no session carries the raw partition ${d.device}:${r.partition}`);
         return { partition: adjusted.renumber.get(r.partition) ?? r.partition, session };
       });
-    const wantsMbr = req.mbr && (req.mbr.drive ?? layout.drives[0]!.device) === d.device;
-    if (wantsMbr && final.label === 'gpt') throw new PolicyError(`-M: drive ${d.device} gets a GPT on a ${inp.firmware} node, which has no DOS boot code to copy into`);
+    let wantsMbr = req.mbr !== undefined && (req.mbr.drive ?? layout.drives[0]!.device) === d.device;
+    // a UEFI node boots from its ESP and never runs MBR boot code (a BIOS node with a GPT
+    // does: the protective MBR holds it, as GRUB's boot.img)
+    if (wantsMbr && inp.firmware === 'uefi') {
+      wantsMbr = false;
+      notes.push(`${d.device}: -M not written: a UEFI node boots from its ESP, not from MBR boot code`);
+    }
     if (wantsMbr && !inp.sessions.mbr) throw new PolicyError('no session carries the MBR');
     return { device: d.device, desc: adjusted.desc, filesystems, raw, ...(wantsMbr && inp.sessions.mbr ? { mbr: inp.sessions.mbr } : {}) };
   });

@@ -49,7 +49,7 @@ export const deployRoutes: FastifyPluginAsync<DeployRouteDeps> = async (app, dep
   const node = requireNodeToken(deps.token, (mac) => deps.deployments.tokenForNode(mac));
   const dm = deps.deployments;
 
-  app.post<{ Body: Static<typeof DeploymentRequest> }>('/deployments', { preHandler: api, schema: { body: DeploymentRequest } }, async (req, reply) => {
+  app.post<{ Body: Static<typeof DeploymentRequest> }>('/deployments', { preHandler: api, schema: { body: DeploymentRequest }, bodyLimit: 4 * 1024 * 1024 }, async (req, reply) => {
     try {
       const d = await dm.create(req.body);
       return reply.code(201).send(publicView(d));

@@ -1,7 +1,8 @@
 // Count mode (kaboot deploy -n N): the next N unknown nodes that PXE boot (their
 // pxelinux.cfg over TFTP, or their iPXE script) join the deployment, the N+1th does not.
 // A kill -9 of `kaboot serve` mid-deployment: on restart the deployment is failed
-// ("appliance restarted"), its nodes stay on kamethod with their token.
+// ("appliance restarted"), its nodes stay on kamethod with their token. A failed KA result
+// fails the node; -D and -M sessions carry a raw partition and an MBR.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
@@ -131,4 +132,32 @@ test('a node whose KA session result is a failure is failed at that session, and
   assert.equal(now.nodes[0]!.step, 'getstage2');
   assert.match(now.nodes[0]!.message ?? '', /session getstage2/);
   assert.match((await tftp(`pxelinux.cfg/01-${dash(A)}`)).text, /^DEFAULT kamethod/m);
+});
+
+test('-p, -D and -M: a raw partition and an MBR sent by sessions of their own, byte-exact', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'kaboot-deploy-raw-'));
+  const raw = join(work, 'part2.img');
+  await writeFile(raw, Buffer.concat([Buffer.alloc(200_000, 1), Buffer.from('raw partition end')]));
+  await writeFile(join(work, 'mbr.bin'), Buffer.alloc(446, 0xeb));
+  await writeFile(join(work, 'desc'), 'linux 100 ext4 /\nlinux 50\n');
+  const r = await lab.exec(srv.ns, ['node', kabootBin, 'deploy', 'tiny', '--mac', C, '-p', `vda=${join(work, 'desc')}`, '-D', `vda:2=${raw}`, '-M', `vda=${join(work, 'mbr.bin')}`, '--server', BASE, '--config', kb.configFile, '--json'], { reject: false });
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  const d = JSON.parse(String(r.stdout)) as Deployment;
+  assert.deepEqual(d.sessions.map((s) => s.name), ['getstage2', 'kainstall1', 'karaw-vda-2', 'kambr']);
+  const token = /kaboot\.token=(\S+)/.exec((await tftp(`pxelinux.cfg/01-${dash(C)}`)).text)![1]!;
+  const plan = JSON.parse(String((await lab.exec(cli.ns, ['curl', '-sS', '-H', `authorization: Bearer ${token}`, `${BASE}/api/nodes/${C}/plan?firmware=bios`])).stdout)) as import('../../src/deploy/plan.js').DeployPlan;
+  const disk = plan.disks[0]!;
+  assert.equal(disk.device, 'vda');
+  assert.deepEqual(disk.raw.map((x) => [x.partition, x.session.name]), [[2, 'karaw-vda-2']]);
+  assert.equal(disk.mbr?.name, 'kambr');
+  const got = join(work, 'got.img');
+  const join1 = await lab.exec(cli.ns, ['node', kabootBin, 'ka-client', '-s', 'karaw-vda-2', '-c', `${SRV}:${disk.raw[0]!.session.port}`, '--secret', disk.raw[0]!.session.secret, '--name', C, '--data-port', '0', '-e', `zstd -dc > ${got}`], { reject: false });
+  assert.equal(join1.exitCode, 0, String(join1.stderr));
+  assert.deepEqual(readFileSync(got), readFileSync(raw));
+  const mbr = join(work, 'got-mbr.bin');
+  const join2 = await lab.exec(cli.ns, ['node', kabootBin, 'ka-client', '-s', 'kambr', '-c', `${SRV}:${disk.mbr!.port}`, '--secret', disk.mbr!.secret, '--name', C, '--data-port', '0', '-e', `cat > ${mbr}`], { reject: false });
+  assert.equal(join2.exitCode, 0, String(join2.stderr));
+  assert.deepEqual(readFileSync(mbr), Buffer.alloc(446, 0xeb));
+  const cancel = await lab.exec(srv.ns, ['node', kabootBin, 'deploy', 'cancel', d.id, '--server', BASE, '--config', kb.configFile], { reject: false });
+  assert.equal(cancel.exitCode, 0, String(cancel.stderr));
 });

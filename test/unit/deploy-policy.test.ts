@@ -146,7 +146,7 @@ test('requests the image cannot meet are refused with what to do', () => {
   assert.throws(() => deploymentLayout(image(), req({ raw: [{ partition: 1, file: '/srv/p1.img' }] })), /mounts at \/ .* overwrite/);
 });
 
-test('-D: a raw partition on a UEFI node follows its renumbering; -M goes to a DOS drive only', () => {
+test('-D: a raw partition on a UEFI node follows its renumbering; -M is for BIOS nodes', () => {
   const img = image({ desc: 'linux 2000 ext4 /\nlinux 100\nlinux fill ext4 /home\n' });
   const r = req({ raw: [{ partition: 2, file: '/srv/p2.img' }], mbr: { base64: Buffer.alloc(446, 1).toString('base64') } });
   const layout = deploymentLayout(img, r);
@@ -155,9 +155,11 @@ test('-D: a raw partition on a UEFI node follows its renumbering; -M goes to a D
   parsePlan(bios);
   assert.deepEqual(bios.disks[0]!.raw.map((x) => [x.partition, x.session.name]), [[2, 'karaw-first-2']]);
   assert.equal(bios.disks[0]!.mbr?.name, 'kambr');
-  assert.throws(() => plan(r, 'uefi', img, s), /-M: .* GPT/);
-  const uefi = plan(req({ raw: r.raw }), 'uefi', img, { ...s, mbr: undefined }).plan;
-  assert.deepEqual(uefi.disks[0]!.raw.map((x) => x.partition), [3]);
+  const uefi = plan(r, 'uefi', img, s);
+  parsePlan(uefi.plan);
+  assert.deepEqual(uefi.plan.disks[0]!.raw.map((x) => x.partition), [3]);
+  assert.equal(uefi.plan.disks[0]!.mbr, undefined, 'a UEFI node runs no MBR boot code');
+  assert.match(uefi.notes.join('\n'), /-M not written/);
 });
 
 test('-r: the bootloader kind and the initramfs options', () => {
