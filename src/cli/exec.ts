@@ -52,7 +52,8 @@ export async function execCommand(argv: string[]): Promise<number> {
         }
         return true;
       }
-      (l.stream === 'stderr' ? process.stderr : process.stdout).write(l.text + '\n');
+      // the command's stdout alone on stdout; its stderr and the agent's own lines ("$ cmd", "exit N") on stderr
+      (l.stream === 'stdout' ? process.stdout : process.stderr).write(l.text + '\n');
       return true;
     };
     const following = followLines(t, `/api/nodes/${mac}/log?follow=1`, onLine, ac.signal);
