@@ -10,8 +10,11 @@ import type { CachedDeb } from './debs.js';
 /** Directories a bookworm system keeps only as symlinks into /usr (usrmerge). */
 export const mergedDirs = ['bin', 'sbin', 'lib', 'lib64'];
 
-/** Left out of the tree: documentation nobody reads on a node (the copyright files stay). */
-const dropped = ['usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/bug'];
+/**
+ * Left out of the tree: documentation nobody reads on a node (the copyright files stay), and
+ * xfsprogs' online scrubber, whose libicu72 and python3 are pruned (see stage2Pruned).
+ */
+const dropped = ['usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/bug', 'usr/sbin/xfs_scrub', 'usr/sbin/xfs_scrub_all', 'sbin/xfs_scrub', 'sbin/xfs_scrub_all'];
 
 export class Stage2TreeError extends Error {}
 
@@ -38,14 +41,14 @@ function pruneDocs(stage: string): void {
   // grub-install copies every locale it finds and warns when the directory is missing: keep it, empty.
   const locale = join(stage, 'usr/share/locale');
   rmSync(locale, { recursive: true, force: true });
-  mkdirSync(locale, { recursive: true });
+  mkdirMode(locale, 0o755);
 }
 
 /** Move /X's entries into /usr/X and make /X a symlink to usr/X, as usrmerge does. */
 export function mergeIntoUsr(stage: string, name: string): void {
   const top = join(stage, name);
   const usr = join(stage, 'usr', name);
-  mkdirSync(usr, { recursive: true });
+  if (!existsSync(usr)) mkdirMode(usr, 0o755);
   if (existsSync(top) && !lstatSync(top).isSymbolicLink()) {
     mergeDir(top, usr, stage);
     rmdirSync(top);
@@ -98,15 +101,21 @@ function addChrootBasics(stage: string): void {
   if (!existsSync(sh) && !isLink(sh)) symlinkSync('dash', sh);
   if (!existsSync(join(stage, 'usr/bin/dash'))) throw new Stage2TreeError('no /usr/bin/dash for /bin/sh');
   const etc = join(stage, 'etc');
-  mkdirSync(etc, { recursive: true });
-  writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  writeFileSync(join(etc, 'group'), 'root:x:0:\ntty:x:5:\ndisk:x:6:\n');
+  if (!existsSync(etc)) mkdirMode(etc, 0o755);
+  writeFileSync(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n', { mode: 0o644 });
+  writeFileSync(join(etc, 'group'), 'root:x:0:\ntty:x:5:\ndisk:x:6:\n', { mode: 0o644 });
+  chmodSync(join(etc, 'passwd'), 0o644);
+  chmodSync(join(etc, 'group'), 0o644);
   // mkfs and mount ask /etc/mtab whether a device is in use; inside the chroot that is /proc's view.
   if (!isLink(join(etc, 'mtab'))) symlinkSync('../proc/self/mounts', join(etc, 'mtab'));
-  for (const d of ['target', 'dev', 'proc', 'sys', 'run', 'root', 'tmp', 'var/tmp']) mkdirSync(join(stage, d), { recursive: true });
-  chmodSync(join(stage, 'tmp'), 0o1777);
-  chmodSync(join(stage, 'var/tmp'), 0o1777);
-  chmodSync(join(stage, 'root'), 0o700);
+  const modes: [string, number][] = [['target', 0o755], ['dev', 0o755], ['proc', 0o555], ['sys', 0o555], ['run', 0o755], ['root', 0o700], ['tmp', 0o1777], ['var', 0o755], ['var/tmp', 0o1777]];
+  for (const [d, mode] of modes) if (!existsSync(join(stage, d))) mkdirMode(join(stage, d), mode);
+}
+
+/** mkdir with an exact mode, whatever the umask (the image must not depend on it). */
+function mkdirMode(path: string, mode: number): void {
+  mkdirSync(path, { recursive: true });
+  chmodSync(path, mode);
 }
 
 /** Where each tool lives in the tree (its Debian path under /usr), or an error naming the missing ones. */

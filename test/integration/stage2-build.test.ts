@@ -42,7 +42,8 @@ test('stage2: two builds give the same bytes; the tools run in its chroot and do
         assert.ok(names.includes(want), `${want} in the closure`);
       }
       // One provider per virtual package or or-group; pruned packages are not pulled in.
-      for (const not of ['libelogind0', 'cdebconf', 'debconf', 'python3', 'perl', 'dpkg']) assert.ok(!names.includes(not), `${not} not in stage2`);
+      for (const not of ['libelogind0', 'cdebconf', 'debconf', 'python3', 'perl', 'dpkg', 'libicu72', 'gawk']) assert.ok(!names.includes(not), `${not} not in stage2`);
+      assert.ok(names.includes('mawk'), 'awk is provided by mawk (priority required), as apt would pick');
       for (const p of m.packages) assert.match(p.deb_sha256, /^[0-9a-f]{64}$/);
       assert.deepEqual(m.tools.map((x) => x.name), stage2Tools);
     });
@@ -94,6 +95,22 @@ test('stage2: two builds give the same bytes; the tools run in its chroot and do
         }
       }
       assert.ok(elves > 100, `${elves} programs`);
+    });
+
+    await t.test('every script in /usr/bin and /usr/sbin has its interpreter in the image', async () => {
+      const missing: string[] = [];
+      for (const dir of ['usr/bin', 'usr/sbin']) {
+        for (const name of readdirSync(join(mnt, dir)).sort()) {
+          const host = join(mnt, dir, name);
+          if (!lstatSync(host).isFile()) continue;
+          const head = readHead(host, 128).toString('latin1');
+          if (!head.startsWith('#!')) continue;
+          const interpreter = head.slice(2).split('\n')[0]!.trim().split(/\s+/)[0]!;
+          const r = await inRoot('test', '-x', interpreter);
+          if (r.exitCode !== 0) missing.push(`/${dir}/${name}: ${interpreter}`);
+        }
+      }
+      assert.deepEqual(missing, []);
     });
 
     await t.test('partition, format, make GRUB images', async () => {
@@ -184,12 +201,16 @@ test('stage2: two builds give the same bytes; the tools run in its chroot and do
   }
 });
 
-function isElf(file: string): boolean {
+function readHead(file: string, n: number): Buffer {
   const fd = openSync(file, 'r');
   try {
-    const b = Buffer.alloc(4);
-    return readSync(fd, b, 0, 4, 0) === 4 && b.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+    const b = Buffer.alloc(n);
+    return b.subarray(0, readSync(fd, b, 0, n, 0));
   } finally {
     closeSync(fd);
   }
+}
+
+function isElf(file: string): boolean {
+  return readHead(file, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
 }
