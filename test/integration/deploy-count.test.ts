@@ -161,3 +161,24 @@ test('-p, -D and -M: a raw partition and an MBR sent by sessions of their own, b
   const cancel = await lab.exec(srv.ns, ['node', kabootBin, 'deploy', 'cancel', d.id, '--server', BASE, '--config', kb.configFile], { reject: false });
   assert.equal(cancel.exitCode, 0, String(cancel.stderr));
 });
+
+test('deploy --wait prints the nodes\' progress and exits 1 when the deployment does not end done', async () => {
+  const D = '52:54:00:88:00:0d';
+  const waiting = lab.exec(srv.ns, ['node', kabootBin, 'deploy', 'tiny', '--mac', D, '--wait', '--server', BASE, '--config', kb.configFile], { reject: false });
+  let id: string | undefined;
+  for (let i = 0; i < 100 && !id; i++) {
+    await new Promise((res) => setTimeout(res, 200));
+    const list = await lab.exec(srv.ns, ['node', kabootBin, 'deploy', 'list', '--json', '--server', BASE, '--config', kb.configFile], { reject: false });
+    id = (JSON.parse(String(list.stdout)) as { deployments: Deployment[] }).deployments.find((x) => x.nodes.some((n) => n.mac === D))?.id;
+  }
+  assert.ok(id);
+  const token = /kaboot\.token=(\S+)/.exec((await tftp(`pxelinux.cfg/01-${dash(D)}`)).text)![1]!;
+  await lab.exec(cli.ns, ['curl', '-sS', '-X', 'POST', '-H', `authorization: Bearer ${token}`, '-H', 'content-type: application/json', '-d', '{"state":"deploying","step":"partition"}', `${BASE}/api/nodes/${D}/status`]);
+  await lab.exec(srv.ns, ['node', kabootBin, 'deploy', 'cancel', id, '--server', BASE, '--config', kb.configFile]);
+  const r = await waiting;
+  assert.equal(r.exitCode, 1);
+  const out = String(r.stdout);
+  assert.match(out, new RegExp(`deployment ${id} created`));
+  assert.match(out, /52:54:00:88:00:0d cancelled step=partition/);
+  assert.match(out, new RegExp(`deployment ${id}: image tiny, cancelled`));
+});
