@@ -81,7 +81,13 @@ flock 9
 # mount that could not be undone.
 for stale in "$cache"/.build-*; do
   [[ -d "$stale" ]] || continue
-  findmnt -rn -o TARGET | grep -F "$stale/" | sort -r | while read -r m; do umount -l "$m" || true; done
+  # Its debootstrap (own process group, recorded) may still run: end it, if that pid
+  # is still a debootstrap into this very folder.
+  pgid="$(cat "$stale/debootstrap.pgid" 2>/dev/null || true)"
+  if [[ "$pgid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pgid/cmdline" 2>/dev/null | grep -q "debootstrap.*$stale/mnt"; then
+    log "ending the debootstrap (group $pgid) of a killed build"
+    kill -KILL -- "-$pgid" 2>/dev/null || true
+  fi
   losetup -j "$stale/disk.raw" -O NAME -n 2>/dev/null | while read -r l; do losetup -d "$l" || true; done
   rm -rf --one-file-system "$stale"
 done
@@ -94,8 +100,14 @@ fi
 work="$(mktemp -d "$cache/.build-$key-XXXXXX")"
 mnt="$work/mnt"
 loop=""
+debootstrap_pid=
 cleanup() {
   local rc=$?
+  if [[ -n "$debootstrap_pid" ]]; then
+    kill -TERM -- "-$debootstrap_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 -- "-$debootstrap_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$debootstrap_pid" 2>/dev/null || true
+  fi
   if mountpoint -q "$mnt" 2>/dev/null; then umount -R "$mnt" || umount -R -l "$mnt" || true; fi
   [[ -n "$loop" ]] && losetup -d "$loop" 2>/dev/null || true
   [[ -d "$work" ]] && rm -rf --one-file-system "$work"
@@ -118,10 +130,20 @@ mkfs.ext4 -q -L golden "$loop"
 uuid="$(blkid -o value -s UUID "$loop")"
 mkdir -p "$mnt"
 mount "$loop" "$mnt"
+# Detached while mounted: the kernel frees the loop device at the unmount, also when
+# the namespace holding the mount dies with a killed build.
+losetup -d "$loop"
+loop=""
 
 # --- the system ---
-debootstrap --variant=minbase --include="$include" "$suite" "$mnt" "$mirror" >"$work/debootstrap.log" 2>&1 \
-  || { tail -n 40 "$work/debootstrap.log" >&2; log "debootstrap failed"; exit 1; }
+# In the background, in a process group of its own, and waited for: bash runs a trap
+# only after a foreground command ends, so a TERM would otherwise wait for all of
+# debootstrap; `wait` returns at once and the trap ends the whole group.
+setsid debootstrap --variant=minbase --include="$include" "$suite" "$mnt" "$mirror" >"$work/debootstrap.log" 2>&1 9>&- &
+debootstrap_pid=$!
+echo "$debootstrap_pid" >"$work/debootstrap.pgid"
+wait "$debootstrap_pid" || { tail -n 40 "$work/debootstrap.log" >&2; log "debootstrap failed"; exit 1; }
+debootstrap_pid=
 log "debootstrap done after $(( $(date +%s) - started )) s"
 kernel_version="$(ls "$mnt/lib/modules" | sort -V | tail -n1)"
 [[ -f "$mnt/boot/vmlinuz-$kernel_version" && -f "$mnt/boot/initrd.img-$kernel_version" ]] \
@@ -231,6 +253,7 @@ packages_json="$(chroot "$mnt" dpkg-query -W -f '${Package}\t${Version}\n' | awk
 used_bytes=$(( $(df --output=used -B1 "$mnt" | tail -n1) ))
 machine_id="$(cat "$mnt/etc/machine-id" 2>/dev/null || true)"
 umount "$mnt"
+loop="$(losetup --find --show --offset "$part_offset" --sizelimit "$part_size" "$disk")"
 # In case the device is still held a moment after the unmount (exit 8, "in use").
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
   fsck_rc=0
@@ -261,7 +284,7 @@ cat >"$work/golden.json" <<EOF
   "packages": $packages_json
 }
 EOF
-rm -rf "$mnt" "$work/debootstrap.log"
+rm -rf "$mnt" "$work/debootstrap.log" "$work/debootstrap.pgid"
 # Into place in one rename; an old build of the same key (GOLDEN_REBUILD) goes first.
 if [[ -e "$final" ]]; then rm -rf "$final.old"; mv "$final" "$final.old"; fi
 mv "$work" "$final"
