@@ -16,6 +16,8 @@ import { parseDesc } from '../../src/images/desc.js';
 import { shq, shJoin, insideRoot, targetDir } from '../../src/agent/deploy/shell.js';
 import { tarArgs } from '../../src/images/capture.js';
 import { defaultPaths } from '../../src/agent/deploy/types.js';
+import { tailFile, splitLines } from '../../src/agent/deploy/tail.js';
+import { appendFileSync } from 'node:fs';
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `agent-${tag}-`));
 
@@ -219,4 +221,23 @@ test('grubDiskProblem: BIOS on GPT needs a BIOS boot partition; DOS and UEFI do 
   assert.equal(grubDiskProblem('bios', parseDesc('label gpt\ntype21686148-6449-6E6F-744E-656564454649 1\nlinux fill ext4 /\n')), undefined);
   assert.equal(grubDiskProblem('uefi', parseDesc('label gpt\nesp 512\nlinux fill ext4 /\n')), undefined);
   assert.equal(grubDiskProblem('bios', parseDesc('linux fill ext4 /\n')), undefined);
+});
+
+test('tailFile says a consumer\'s error lines while it runs, and the unfinished last one at the end', async () => {
+  const dir = tmp('tail');
+  try {
+    const f = join(dir, 'x.err');
+    const said: string[] = [];
+    const t = tailFile(f, (l) => said.push(l), 20);
+    await new Promise((r) => setTimeout(r, 60));
+    appendFileSync(f, 'tar: one\ntar: tw');
+    while (said.length < 1) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(said, ['tar: one']);
+    appendFileSync(f, 'o\n\nlast without newline');
+    t.stop();
+    assert.deepEqual(said, ['tar: one', 'tar: two', 'last without newline']);
+    assert.deepEqual(splitLines('a\n\nb\nc'), { lines: ['a', 'b'], rest: 'c' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { parseDesc } from '../../src/images/desc.js';
 import { renderSfdiskScript } from '../../src/images/sfdisk-script.js';
 import { GPT } from '../../src/images/part-types.js';
-import { descMinMiB, pickDisk, readBlockDevices, targetsFor, withBootFlag, expectedPartitions, partitionName, type BlockDevice } from '../../src/agent/deploy/disk.js';
+import { mountedFrom, descMinMiB, pickDisk, readBlockDevices, targetsFor, withBootFlag, expectedPartitions, partitionName, type BlockDevice } from '../../src/agent/deploy/disk.js';
 import type { DiskPlan } from '../../src/deploy/plan.js';
 
 const GiB = 2 * 1024 * 1024; // sectors
@@ -137,4 +137,11 @@ test('the sfdisk script of a GPT desc with an ESP, and of a GPT extlinux boot di
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('mountedFrom: the disk and its partitions in /proc/mounts, not another disk with the same prefix', () => {
+  const mounts = 'rootfs / rootfs rw 0 0\n/dev/vda1 /stage2/target ext4 rw 0 0\n/dev/vdb1 /mnt ext4 rw 0 0\n/dev/vda /x ext4 rw 0 0\n/dev/nvme0n1p2 /y xfs rw 0 0\n/dev/vda10 /z ext4 rw 0 0\n';
+  assert.deepEqual(mountedFrom(mounts, 'vda'), ['/dev/vda1 on /stage2/target', '/dev/vda on /x', '/dev/vda10 on /z']);
+  assert.deepEqual(mountedFrom(mounts, 'nvme0n1'), ['/dev/nvme0n1p2 on /y']);
+  assert.deepEqual(mountedFrom(mounts, 'sda'), []);
 });

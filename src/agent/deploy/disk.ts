@@ -115,6 +115,12 @@ export function withBootFlag(desc: DescPlan, targets: TargetFs[], firmware: Firm
   return { desc: { ...desc, partitions: desc.partitions.map((p): DescPartition => (p.number === boot.partition ? { ...p, bootable: true } : p)) }, flagged: boot.partition };
 }
 
+/** Mount sources in /proc/mounts that are this disk or its partitions (a disk in use is never partitioned). */
+export function mountedFrom(procMounts: string, disk: string): string[] {
+  const re = new RegExp(`^/dev/${disk.replace(/[^A-Za-z0-9]/g, '')}(p?\\d+)?$`);
+  return procMounts.split('\n').map((l) => l.split(' ')).filter((f) => f[0] && re.test(f[0])).map((f) => `${f[0]} on ${f[1]}`);
+}
+
 /** Partition numbers the kernel must show after sfdisk, extended included. */
 export function expectedPartitions(desc: DescPlan): number[] {
   return desc.partitions.map((p) => p.number).sort((a, b) => a - b);
@@ -154,6 +160,8 @@ export const partitionStep: Step<DeployState> = {
       s.targets.push(...targets);
       ctx.say(`disk ${i + 1}: ${d.device} is ${device} (${disk.sizeMiB} MB; the scheme needs ${need} MB), ${desc.label} label, ${desc.partitions.length} partitions${flagged.flagged ? `, partition ${flagged.flagged} flagged bootable` : ''}`);
 
+      const busy = mountedFrom(readFileSync(join(s.paths.proc, 'mounts'), 'utf8'), dev.name);
+      if (busy.length) throw new Error(`${device} is in use (${busy.join(', ')}): not partitioning it`);
       const script = renderSfdiskScript(disk.desc);
       const scriptFile = `sfdisk-${dev.name}.txt`;
       writeFileSync(join(s.paths.stage2, 'tmp', scriptFile), script);

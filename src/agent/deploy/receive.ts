@@ -9,7 +9,7 @@ import type { SessionRef } from '../../deploy/plan.js';
 import { partitionDevice } from '../../images/layout.js';
 import type { Step } from '../steps.js';
 import { joinForPlan, sessionProblem } from './ka-join.js';
-import { sayFile } from './stage2.js';
+import { tailFile } from './tail.js';
 import { shJoin, shq, targetDir } from './shell.js';
 import { planOf, type DeployState } from './types.js';
 
@@ -62,8 +62,13 @@ export function mbrScript(disk: string): string {
 async function receiveOne(ctx: Parameters<Step<DeployState>['run']>[0], ref: SessionRef, script: string, tag: string): Promise<void> {
   const s = ctx.state;
   const err = join(s.paths.run, `${tag}.err`);
-  const r = await joinForPlan(ref, s.applianceHost, chrootConsumer(s.busybox, s.paths.stage2, script, err), ctx.say, s.mac);
-  await sayFile(ctx.say, err, `${tag} consumer`);
+  const tail = tailFile(err, (l) => ctx.say(`${tag} consumer: ${l}`));
+  let r;
+  try {
+    r = await joinForPlan(ref, s.applianceHost, chrootConsumer(s.busybox, s.paths.stage2, script, err), ctx.say, s.mac);
+  } finally {
+    tail.stop();
+  }
   const bad = sessionProblem(ref, r, true);
   if (bad) throw new Error(bad);
 }

@@ -3,10 +3,10 @@
 // and tmpfs on /stage2/tmp and /stage2/run; the real tools run as `chroot /stage2 TOOL`
 // (busybox's mkfs and tar know no ext4 -t and no xattrs: they are never used for the clone).
 import { mkdirSync, statSync, existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Step } from '../steps.js';
 import { joinForPlan, sessionProblem } from './ka-join.js';
+import { tailFile } from './tail.js';
 import { shq } from './shell.js';
 import { planOf, type DeployState, type Paths } from './types.js';
 
@@ -42,8 +42,13 @@ export const getStage2Step: Step<DeployState> = {
     const ref = planOf(s).stage2;
     mkdirSync(s.paths.run, { recursive: true });
     const file = stage2File(s.paths);
-    const r = await joinForPlan(ref, s.applianceHost, stage2Consumer(s.busybox, file), ctx.say, s.mac);
-    await sayFile(ctx.say, `${file}.err`, 'stage2 consumer');
+    const tail = tailFile(`${file}.err`, (l) => ctx.say(`stage2 consumer: ${l}`));
+    let r;
+    try {
+      r = await joinForPlan(ref, s.applianceHost, stage2Consumer(s.busybox, file), ctx.say, s.mac);
+    } finally {
+      tail.stop();
+    }
     const bad = sessionProblem(ref, r, true);
     if (bad) throw new Error(bad);
     const size = statSync(file).size;
@@ -66,9 +71,3 @@ export const mountStage2Step: Step<DeployState> = {
     ctx.say(`stage2 mounted at ${s.paths.stage2}`);
   },
 };
-
-/** The lines of a consumer's error file into the log (thrown away, they hid every failure in the lab). */
-export async function sayFile(say: (l: string) => void, file: string, what: string): Promise<void> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  for (const line of text.split('\n')) if (line.trim()) say(`${what}: ${line.slice(0, 4000)}`);
-}
