@@ -116,5 +116,13 @@ export async function resolveNode(t: ApiTarget, node: string): Promise<string> {
   const { body } = await apiRequest<{ nodes: { mac: string; hostname?: string; ip?: string }[] }>(t, 'GET', '/api/nodes');
   const hits = body.nodes.filter((n) => n.hostname === node || n.ip === node);
   if (hits.length === 1) return hits[0]!.mac;
+  if (hits.length === 0) {
+    // a host name a deployment gave (--hostname-pattern), the newest deployment first
+    const { body: deps } = await apiRequest<{ deployments: { nodes: { mac: string; hostname?: string }[] }[] }>(t, 'GET', '/api/deployments');
+    for (const d of [...deps.deployments].reverse()) {
+      const n = d.nodes.find((x) => x.hostname === node);
+      if (n) return n.mac;
+    }
+  }
   throw new ApiError(0, hits.length ? `${node} names ${hits.length} nodes (${hits.map((h) => h.mac).join(', ')}): give the MAC` : `no node ${node}: give a MAC, or a host name or address the registry knows (kaboot deploy show ID lists them)`);
 }

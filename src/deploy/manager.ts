@@ -204,8 +204,8 @@ export class DeploymentManager {
     return d;
   }
 
-  private enlist(d: Deployment, mac: string): void {
-    this.deps.nodes.upsert(mac, { next_boot: 'kamethod', deployment: d.id, state: 'unknown' });
+  private enlist(d: Deployment, mac: string, state: NodeState = 'unknown'): void {
+    this.deps.nodes.upsert(mac, { next_boot: 'kamethod', deployment: d.id, state });
     this.deps.logs.append(mac, [formatLogLine({ step: 'deployment', stream: 'status', line: `in deployment ${d.id} of image ${d.image}: next boot kamethod` })]);
   }
 
@@ -221,7 +221,7 @@ export class DeploymentManager {
     d.nodes.push({ mac: m, n: d.nodes.length + 1, state: 'waiting', added: new Date().toISOString() });
     if (d.nodes.length >= d.want) d.recruiting = false;
     this.store.save(d);
-    this.enlist(d, m);
+    this.enlist(d, m, 'booting');
     this.deps.logger.info({ deployment: d.id, mac: m, have: d.nodes.length, want: d.want }, 'deployment recruited a node');
     return true;
   }

@@ -222,6 +222,9 @@ test('kaboot logs prints the node log', async () => {
   assert.equal(r.exitCode, 0, String(r.stderr));
   assert.match(String(r.stdout), /bootloader stderr grub-install: error: no such disk/);
   assert.match(String(r.stdout), /state=failed grub-install failed/);
+  const byName = await kaboot(srv.ns, ['logs', 'node2', '--server', BASE, '--config', kb.configFile]);
+  assert.equal(byName.exitCode, 0, String(byName.stderr));
+  assert.equal(String(byName.stdout), String(r.stdout), 'the host name the deployment gave names the node too');
 });
 
 test('kaboot exec round-trips a command through the node\'s poller', async () => {
