@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { buildStage2, stage2Tools, type Stage2Manifest } from '../../src/stage2/build.js';
-import { defaultCacheDir } from '../../src/agent/build/inputs.js';
+import { defaultCacheDir, repoRoot } from '../../src/agent/build/inputs.js';
+import { defaultKernelRelease, fetchKernel } from '../../src/agent/build/kernel.js';
 
 test('stage2: two builds give the same bytes; the tools run in its chroot and do real work', async (t) => {
   const base = mkdtempSync(join(tmpdir(), 'kaboot-stage2-'));
@@ -46,6 +47,15 @@ test('stage2: two builds give the same bytes; the tools run in its chroot and do
       assert.ok(names.includes('mawk'), 'awk is provided by mawk (priority required), as apt would pick');
       for (const p of m.packages) assert.match(p.deb_sha256, /^[0-9a-f]{64}$/);
       assert.deepEqual(m.tools.map((x) => x.name), stage2Tools);
+    });
+
+    await t.test("the node's kernel can mount it: squashfs with zstd, and the initrd loads squashfs and loop", async () => {
+      const kernel = await fetchKernel(cacheDir, await defaultKernelRelease('generic'));
+      const config = readFileSync(join(kernel.dir, 'boot', `config-${kernel.release}`), 'utf8');
+      assert.match(config, /^CONFIG_SQUASHFS=[ym]$/m);
+      assert.match(config, /^CONFIG_SQUASHFS_ZSTD=y$/m);
+      const modules = readFileSync(join(repoRoot(), 'initrd/modules.list'), 'utf8').split('\n').map((l) => l.replace(/#.*/, '').trim());
+      for (const m of ['squashfs', 'loop']) assert.ok(modules.includes(m), `${m} in initrd/modules.list`);
     });
 
     // Mounted as the agent mounts it on a node.
