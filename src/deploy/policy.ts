@@ -7,6 +7,7 @@ import { checkPlanHoldsImage } from '../images/layout.js';
 import type { ImageManifest } from '../images/manifest.js';
 import type { BootloaderPlan, DeployPlan, DiskPlan, FilesystemPlan, SessionRef } from './plan.js';
 import type { DeploymentRequest } from './deployment.js';
+import { GPT } from '../images/part-types.js';
 
 export class PolicyError extends Error {
   override name = 'PolicyError';
@@ -15,6 +16,8 @@ export class PolicyError extends Error {
 export type Firmware = 'bios' | 'uefi';
 
 export const ESP_MIB = 512;
+/** GRUB for BIOS embeds its core image in a BIOS boot partition on a GPT disk */
+export const BIOS_BOOT_MIB = 1;
 
 /** A drive and its scheme, before any firmware adjustment. */
 export interface DriveDesc {
@@ -89,11 +92,21 @@ function descWords(p: DescPartition, gpt: boolean): string {
  * A UEFI node boots from an EFI system partition on a GPT. A desc without one becomes a
  * GPT whose first partition is a 512 MB ESP (vfat, /boot/efi); a DOS desc's logical
  * partitions become primaries in their order and its extended partition goes away.
- * Every other node and every desc with an ESP is kept as it is.
+ * A BIOS node that gets GRUB on a GPT needs a BIOS boot partition: a 1 MB one goes first.
+ * Every other desc is kept as it is.
  */
-export function descForFirmware(plan: DescPlan, desc: string, firmware: Firmware): FirmwareDesc {
+export function descForFirmware(plan: DescPlan, desc: string, firmware: Firmware, opts: { grub?: boolean } = {}): FirmwareDesc {
   const identity = new Map(plan.partitions.map((p) => [p.number, p.number] as [number, number]));
-  if (firmware !== 'uefi' || plan.partitions.some((p) => p.kind === 'esp')) return { desc, renumber: identity };
+  if (firmware === 'bios') {
+    if (!opts.grub || plan.label !== 'gpt' || plan.partitions.some((p) => p.typeCode.toUpperCase() === GPT.biosBoot)) return { desc, renumber: identity };
+    const lines = ['label gpt', `type${GPT.biosBoot} ${BIOS_BOOT_MIB}`, ...plan.partitions.map((p) => descWords(p, true))];
+    return {
+      desc: lines.join('\n') + '\n',
+      renumber: new Map(plan.partitions.map((p) => [p.number, p.number + 1] as [number, number])),
+      changed: `BIOS with GRUB on a GPT: a ${BIOS_BOOT_MIB} MB BIOS boot partition as partition 1 for GRUB's core image; partitions renumbered ${plan.partitions.map((p) => `${p.number}→${p.number + 1}`).join(' ')}`,
+    };
+  }
+  if (plan.partitions.some((p) => p.kind === 'esp')) return { desc, renumber: identity };
   const renumber = new Map<number, number>();
   const lines = ['label gpt', `esp ${ESP_MIB}`];
   let next = 2;
@@ -255,8 +268,9 @@ export function buildPlan(inp: PlanInputs): { plan: DeployPlan; notes: string[] 
   const placedMounts = image.filesystems.filter((f) => !layout.skipped.includes(f.mount)).map((f) => f.mount);
   const { below } = excludesPerFilesystem(placedMounts, req.exclude ?? []);
 
+  const bootloader = bootloaderFor(image, req, layout.drives[bootIdx]!.device);
   const disks: DiskPlan[] = layout.drives.map((d, i) => {
-    const adjusted = i === bootIdx ? descForFirmware(d.plan, d.desc, inp.firmware) : { desc: d.desc, renumber: new Map(d.plan.partitions.map((p) => [p.number, p.number] as [number, number])) };
+    const adjusted = i === bootIdx ? descForFirmware(d.plan, d.desc, inp.firmware, { grub: bootloader.kind === 'grub' }) : { desc: d.desc, renumber: new Map(d.plan.partitions.map((p) => [p.number, p.number] as [number, number])) };
     if ('changed' in adjusted && adjusted.changed) notes.push(`${d.device}: ${adjusted.changed}`);
     const final = parseDesc(adjusted.desc);
     const filesystems: FilesystemPlan[] = [];
@@ -296,7 +310,6 @@ export function buildPlan(inp: PlanInputs): { plan: DeployPlan; notes: string[] 
     return { device: d.device, desc: adjusted.desc, filesystems, raw, ...(wantsMbr && inp.sessions.mbr ? { mbr: inp.sessions.mbr } : {}) };
   });
 
-  const bootloader = bootloaderFor(image, req, layout.drives[bootIdx]!.device);
   const plan: DeployPlan = {
     format: 1,
     deployment: inp.deployment,

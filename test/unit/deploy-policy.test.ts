@@ -61,6 +61,28 @@ test('a desc with an ESP is kept for UEFI; a GPT without one gets it first', () 
   assert.deepEqual(out.partitions.map((q) => [q.number, q.kind, q.fsLabel]), [[1, 'esp', undefined], [2, 'linux', 'root'], [3, 'swap', undefined]]);
 });
 
+test('a BIOS node with GRUB on a GPT gets a 1 MB BIOS boot partition first; not with extlinux, nor when it has one', () => {
+  const gpt = 'label gpt\nesp 512\nlinux fill ext4 /\n';
+  const out = descForFirmware(parseDesc(gpt), gpt, 'bios', { grub: true });
+  const p = parseDesc(out.desc);
+  assert.deepEqual(p.partitions.map((q) => [q.number, q.typeCode, q.size, q.mount]), [
+    [1, '21686148-6449-6E6F-744E-656564454649', 1, undefined],
+    [2, 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', 512, '/boot/efi'],
+    [3, '0FC63DAF-8483-4772-8E79-3D69D8477DE4', 'fill', '/'],
+  ]);
+  assert.deepEqual([...out.renumber], [[1, 2], [2, 3]]);
+  assert.equal(descForFirmware(parseDesc(gpt), gpt, 'bios', { grub: false }).desc, gpt);
+  assert.equal(descForFirmware(parseDesc(out.desc), out.desc, 'bios', { grub: true }).desc, out.desc);
+  const dos = 'linux fill ext4 /\n';
+  assert.equal(descForFirmware(parseDesc(dos), dos, 'bios', { grub: true }).desc, dos);
+  // through a whole plan: the image of a UEFI golden deployed to a BIOS node
+  const img = image({ filesystems: [fs(0, '/'), fs(1, '/boot/efi', { fstype: 'vfat' })], desc: gpt, bootloader: 'grub-efi' });
+  const { plan: bios, notes } = plan(req(), 'bios', img);
+  parsePlan(bios);
+  assert.match(notes.join(), /BIOS boot partition/);
+  assert.deepEqual(bios.disks[0]!.filesystems.map((f) => [f.partition, f.mount, f.session?.name]), [[2, '/boot/efi', 'kainstall2'], [3, '/', 'kainstall1']]);
+});
+
 test('a DOS type without a GPT equivalent cannot become GPT: a PolicyError that says so', () => {
   const text = 'type7 1000\nlinux fill ext4 /\n';
   assert.throws(() => descForFirmware(parseDesc(text), text, 'uefi'), (e: Error) => e instanceof PolicyError && /UEFI node needs a GPT/.test(e.message));
