@@ -106,6 +106,14 @@ try {
     const wall = (ends[i]! - t0) / 1000;
     console.log(`r${i + 1}${i + 1 === profiled ? ' (profiled)' : ''}: ${wall.toFixed(1)} s, ${(size / wall / 1e6).toFixed(0)} MB/s, digest ${got === want ? 'ok' : 'BAD'}, cpu user ${t?.user} s sys ${t?.system} s (node + openssl consumer)`);
   }
+  // start-up: when each node joined and when data first moved, from ka-server's start
+  try {
+    const session = JSON.parse(readFileSync(join(work, 'session.json'), 'utf8')) as { events: { atMs: number; kind: string; node?: number }[]; transferMs: number };
+    const at = (k: string) => session.events.filter((e) => e.kind === k).map((e) => `${e.node ?? ''}@${e.atMs}ms`).join(' ');
+    console.log(`ka-server events: joined ${at('joined')}; started ${at('started')}; linked ${at('linked')}; transfer ${session.transferMs} ms`);
+  } catch (e) {
+    console.log(`no session result: ${String(e)}`);
+  }
   const profDir = join(work, 'prof');
   const pf = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   if (!pf) throw new Error('no .cpuprofile written');

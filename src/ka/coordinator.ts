@@ -8,7 +8,6 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
-import { execa, type ResultPromise } from 'execa';
 import type { Logger } from 'pino';
 import { FramedConnection, ConnectionClosed } from './connection.js';
 import { isControlType, type Frame, type FrameOf, type ReadEvent } from './frames.js';
@@ -19,6 +18,7 @@ import { Relay } from './relay.js';
 import { SocketSink } from './sinks.js';
 import { FileBackedSpool, Spool } from './spool.js';
 import { FileSource } from './file-source.js';
+import { runShell, type ShellProcess } from './shell.js';
 import { defaultLiveness, heard, judge, newLiveness, progressed, silenceLimit, type LivenessPolicy, type LivenessState } from './liveness.js';
 import { SOURCE_ID, buildTopology, planLateJoin, planMoveToTail, planRemoval, relayOrder, resumeSource, type Attachment, type Topology } from './topology.js';
 import { SlowNodeTracker, defaultSlowPolicy, type NodeWindow, type SlowPolicy } from './slow-policy.js';
@@ -239,7 +239,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   let refused = 0;
   let droppedPeers = 0;
   let sourceRate = 0;
-  let sourceProc: ResultPromise | null = null;
+  let sourceProc: ShellProcess | null = null;
   let sourceStream: Readable | null = null;
   let fileReader: FileSource | null = null;
   const tracker = opts.slowPolicy === false ? null : new SlowNodeTracker({ ...defaultSlowPolicy, ...(opts.slowPolicy ?? {}) });
@@ -538,9 +538,9 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   const startSource = () => {
     const src = opts.source;
     if ('command' in src) {
-      sourceProc = execa(src.command, { shell: true, stdin: 'ignore', stdout: 'pipe', stderr: 'inherit', reject: false, buffer: false });
-      sourceStream = sourceProc.stdout as Readable;
-      sourceProc.then((r) => {
+      sourceProc = runShell(src.command, ['ignore', 'pipe', 'inherit']);
+      sourceStream = sourceProc.child.stdout as Readable;
+      sourceProc.exited.then((r) => {
         sourceExitCode = typeof r.exitCode === 'number' ? r.exitCode : null;
         if (r.exitCode !== 0) {
           sourceError = `source command exited with ${r.exitCode ?? r.signal}`;
@@ -686,7 +686,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     await new Promise<void>((r) => controlServer.close(() => r()));
     relay.close();
     await dataServer.close();
-    if (sourceProc && sourceProc.exitCode === null) sourceProc.kill('SIGTERM');
+    if (sourceProc?.running()) sourceProc.child.kill('SIGTERM');
     await fileReader?.close();
     await (spool instanceof Spool ? spool.close(!opts.keepSpool) : spool.close());
   };

@@ -105,7 +105,17 @@ export function broadcastAddresses(): string[] {
   return [...out];
 }
 
-/** The node's side: broadcast the name each `intervalMs` until a coordinator answers or `tries` run out. */
+/**
+ * Delay before discovery round `round` (0 = after the first datagram): nodes and the
+ * coordinator are often started together, and a node's first request can come before
+ * the coordinator listens, so the first rounds follow quickly (100, 200, 400, 800 ms),
+ * then every `intervalMs`.
+ */
+export function discoveryDelay(round: number, intervalMs: number): number {
+  return Math.min(intervalMs, 100 * 2 ** Math.min(round, 20));
+}
+
+/** The node's side: broadcast the name until a coordinator answers, for `tries` × `intervalMs` in all. */
 export function discover(opts: { session: string; port?: number; tries?: number; intervalMs?: number; targets?: string[]; logger: Logger }): Promise<{ host: string; port: number }> {
   const port = opts.port ?? DEFAULT_DISCOVERY_PORT;
   const tries = opts.tries ?? 10;
@@ -114,6 +124,8 @@ export function discover(opts: { session: string; port?: number; tries?: number;
   const sock = createSocket('udp4');
   return new Promise((resolve, reject) => {
     let sent = 0;
+    let waited = 0;
+    const intervalMs = opts.intervalMs ?? 1000;
     let timer: NodeJS.Timeout | undefined;
     const finish = (err: Error | null, v?: { host: string; port: number }) => {
       if (timer) clearTimeout(timer);
@@ -133,9 +145,11 @@ export function discover(opts: { session: string; port?: number; tries?: number;
       finish(null, { host: rinfo.address, port: d.msg.controlPort });
     });
     const round = () => {
-      if (sent++ >= tries) return finish(new Error(`no coordinator answered for session "${opts.session}" after ${tries} tries`));
+      if (waited >= tries * intervalMs) return finish(new Error(`no coordinator answered for session "${opts.session}" in ${((tries * intervalMs) / 1000).toFixed(1)} s (${sent} requests)`));
       for (const addr of opts.targets ?? broadcastAddresses()) sock.send(request, port, addr, () => {});
-      timer = setTimeout(round, opts.intervalMs ?? 1000);
+      const delay = discoveryDelay(sent++, intervalMs);
+      waited += delay;
+      timer = setTimeout(round, delay);
     };
     sock.bind(0, () => {
       sock.setBroadcast(true);

@@ -3,9 +3,9 @@
 // with no copy; `openssl dgst` on a pipe (1.6 GB/s) costs a pipe write, a pipe read and
 // another process per byte, which cost more CPU in total than they save (measured in
 // docs/bench-ka.md). 'auto' is Node's own; 'openssl' stays for comparison.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { execa } from 'execa';
 import type { ExternalHasher } from './relay.js';
 import { StdinSink } from './sinks.js';
 
@@ -16,18 +16,23 @@ export function onPath(cmd: string, env = process.env): boolean {
 }
 
 export function opensslHasher(): ExternalHasher {
-  const p = execa('openssl', ['dgst', '-sha256', '-binary'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', encoding: 'buffer', reject: false });
-  const stdin = p.stdin;
-  if (!stdin) throw new Error('openssl has no stdin');
-  stdin.on('error', () => {
+  const p = spawn('openssl', ['dgst', '-sha256', '-binary'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  p.stdout.on('data', (b: Buffer) => out.push(b));
+  p.stderr.on('data', (b: Buffer) => err.push(b));
+  p.stdin.on('error', () => {
     /* reported through the exit status */
   });
-  const digest = p.then((r) => {
-    const out = Buffer.from(r.stdout as Uint8Array);
-    if (r.exitCode !== 0 || out.length !== 32) throw new Error(`openssl dgst exited ${r.exitCode ?? r.signal}: ${Buffer.from(r.stderr as Uint8Array).toString().trim()}`);
-    return out;
+  const digest = new Promise<Buffer>((resolve, reject) => {
+    p.once('error', (e) => reject(new Error(`openssl dgst: ${e.message}`)));
+    p.once('close', (code, signal) => {
+      const d = Buffer.concat(out);
+      if (code !== 0 || d.length !== 32) reject(new Error(`openssl dgst exited ${code ?? signal}: ${Buffer.concat(err).toString().trim()}`));
+      else resolve(d);
+    });
   });
-  return { sink: new StdinSink(stdin), digest };
+  return { sink: new StdinSink(p.stdin), digest };
 }
 
 /** The relay's hasher option for a choice; undefined means Node's own crypto. */

@@ -4,7 +4,6 @@
 // children, check the SHA-256 at the end and report.
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
-import { execa, type ResultPromise } from 'execa';
 import type { Logger } from 'pino';
 import { FramedConnection } from './connection.js';
 import { isControlType, type FrameOf } from './frames.js';
@@ -14,6 +13,7 @@ import { DataServer, RemoteSpoolReader, connectLink } from './links.js';
 import { Relay } from './relay.js';
 import { SocketSink, StdinSink } from './sinks.js';
 import { hasherFor, type HashChoice } from './hasher.js';
+import { runShell, type ShellProcess } from './shell.js';
 
 export const DEFAULT_CONTROL_PORT = 30765;
 export const DEFAULT_DATA_PORT = 30764;
@@ -77,7 +77,7 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
   let lastByteAt = 0;
 
   let relay: Relay | null = null;
-  let consumer: ResultPromise | null = null;
+  let consumer: ShellProcess | null = null;
   let dataServer: DataServer | null = null;
   const statsTimer: { t?: NodeJS.Timeout } = {};
 
@@ -125,8 +125,8 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
 
     // the consumer runs from now on, reading the stream on its stdin
     if (opts.command) {
-      consumer = execa(opts.command, { shell: true, stdin: 'pipe', stdout: 'inherit', stderr: 'inherit', reject: false, buffer: false });
-      consumer.stdin?.on('error', (e) => log.warn({ err: e.message }, 'ka: consumer stdin closed early'));
+      consumer = runShell(opts.command, ['pipe', 'inherit', 'inherit']);
+      consumer.child.stdin?.on('error', (e) => log.warn({ err: e.message }, 'ka: consumer stdin closed early'));
     }
 
     const spoolReader = () => new RemoteSpoolReader({ host: where.host, port: welcome.dataPort, linkId: welcome.spoolLinkId, token: welcome.spoolToken, logger: log });
@@ -170,12 +170,12 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
       );
       relay = r;
 
-      if (consumer?.stdin) {
-        r.addReader('consumer', new StdinSink(consumer.stdin), 0, 'blocking');
-        const c = consumer;
+      if (consumer?.child.stdin) {
+        r.addReader('consumer', new StdinSink(consumer.child.stdin), 0, 'blocking');
+        const c = consumer.exited;
         consumerDone = c.then((res) => {
           result.exitCode = typeof res.exitCode === 'number' ? res.exitCode : null;
-          if (res.exitCode !== 0) log.warn({ exitCode: res.exitCode, signal: res.signal }, 'ka: consumer failed');
+          if (res.exitCode !== 0) log.warn({ exitCode: res.exitCode, signal: res.signal, err: res.error }, 'ka: consumer failed');
           else log.info('ka: consumer finished');
         });
         // a consumer that exits early stops holding the ring; the node still relays
@@ -341,10 +341,10 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
     result.ok = false;
     log.error({ err: result.error }, 'ka: node failed');
     if (consumer) {
-      const c = consumer as ResultPromise;
-      c.stdin?.destroy();
-      const res = await Promise.race([c, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
-      if (res === null) c.kill('SIGKILL');
+      const c = consumer as ShellProcess;
+      c.child.stdin?.destroy();
+      const res = await Promise.race([c.exited, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+      if (res === null) c.child.kill('SIGKILL');
       else result.exitCode = typeof res.exitCode === 'number' ? res.exitCode : null;
     }
   } finally {

@@ -53,3 +53,9 @@ test('command-line helpers: sizes, host:port, the secret from flag, file or env'
   assert.equal(resolveSecret({}, { KABOOT_KA_SECRET: 'env' }), 'env');
   assert.throws(() => resolveSecret({}, {}), KaUsageError);
 });
+
+test('discovery: quick first rounds (a node often starts with its coordinator), then the interval', async () => {
+  const { discoveryDelay } = await import('../../src/ka/discovery.js');
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 50].map((r) => discoveryDelay(r, 1000)), [100, 200, 400, 800, 1000, 1000, 1000]);
+  assert.equal(discoveryDelay(0, 50), 50);
+});
