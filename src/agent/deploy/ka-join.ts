@@ -56,7 +56,6 @@ export async function joinForPlan(ref: SessionRef, host: string, command: string
     dataPort: 0,
     hash: 'node',
     name,
-    statsIntervalMs: 5000,
     logger: sayLogger(say),
   });
   say(`session ${ref.name}: ${r.bytes} bytes in ${(r.durationMs / 1000).toFixed(1)} s (${(r.rate / 1e6).toFixed(1)} MB/s), digest ${r.digestOk ? 'ok' : 'BAD'}, consumer exit ${r.exitCode ?? '-'}`);
