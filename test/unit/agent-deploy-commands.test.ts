@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { mkfsArgs, newFsId, mountOrder } from '../../src/agent/deploy/format.js';
-import { receiveScript, rawScript, mbrScript, excludePatterns } from '../../src/agent/deploy/receive.js';
+import { receiveScript, rawScript, mbrScript, excludePatterns, usedBytes } from '../../src/agent/deploy/receive.js';
 import { stage2Mounts, stage2Consumer } from '../../src/agent/deploy/stage2.js';
 import { grubInstallCommands, grubConfigCommand, appendToGrubDefault, extlinuxCommands, grubDiskProblem } from '../../src/agent/deploy/bootloader.js';
 import { parseDesc } from '../../src/images/desc.js';
@@ -240,4 +240,10 @@ test('tailFile says a consumer\'s error lines while it runs, and the unfinished 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('usedBytes: a mounted file system\'s used space, nothing for a missing folder', () => {
+  const u = usedBytes(tmpdir());
+  assert.ok(u !== undefined && u > 0);
+  assert.equal(usedBytes('/nonexistent/folder'), undefined);
 });

@@ -2,7 +2,7 @@
 // mounted file system with stage2's GNU tar (xattrs, ACLs, numeric owners, holes), and its
 // error output is kept in a file and put in the log. Raw partitions (ka-d.sh -D) and the MBR
 // (-m/-M) come the same way, written to the device.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { tarExtractArgs } from '../../images/capture.js';
 import type { SessionRef } from '../../deploy/plan.js';
@@ -59,15 +59,32 @@ export function mbrScript(disk: string): string {
   return `dd of=${shq(disk)} bs=446 count=1 conv=notrunc,fsync iflag=fullblock status=none`;
 }
 
-async function receiveOne(ctx: Parameters<Step<DeployState>['run']>[0], ref: SessionRef, script: string, tag: string): Promise<void> {
+/** Space used on a mounted file system, in bytes (statfs), or undefined. */
+export function usedBytes(dir: string): number | undefined {
+  try {
+    const st = statfsSync(dir);
+    return (st.blocks - st.bfree) * st.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+async function receiveOne(ctx: Parameters<Step<DeployState>['run']>[0], ref: SessionRef, script: string, tag: string, progressDir?: string): Promise<void> {
   const s = ctx.state;
   const err = join(s.paths.run, `${tag}.err`);
   const tail = tailFile(err, (l) => ctx.say(`${tag} consumer: ${l}`));
+  // progress for `kaboot logs -f`: what the file system holds, every 10 s
+  const start = progressDir ? usedBytes(progressDir) : undefined;
+  const progress = start === undefined ? undefined : setInterval(() => {
+    const now = usedBytes(progressDir!);
+    if (now !== undefined) ctx.say(`${tag}: ${((now - start) / 1e6).toFixed(0)} MB written so far (stream ${(ref.bytes / 1e6).toFixed(0)} MB compressed)`);
+  }, 10_000);
   let r;
   try {
     r = await joinForPlan(ref, s.applianceHost, chrootConsumer(s.busybox, s.paths.stage2, script, err), ctx.say, s.mac);
   } finally {
     tail.stop();
+    if (progress) clearInterval(progress);
   }
   const bad = sessionProblem(ref, r, true);
   if (bad) throw new Error(bad);
@@ -85,7 +102,7 @@ export const receiveStep: Step<DeployState> = {
       const inside = posix.join('/target', t.mount);
       const tag = `receive-${t.session.name}`;
       ctx.say(`${t.mount}: receiving into ${t.device}${t.exclude.length ? `, leaving out ${t.exclude.join(' ')}` : ''}`);
-      await receiveOne(ctx, t.session, receiveScript(inside, t.exclude, `/tmp/${tag}.zstd-rc`), tag);
+      await receiveOne(ctx, t.session, receiveScript(inside, t.exclude, `/tmp/${tag}.zstd-rc`), tag, targetDir(s.paths.stage2, t.mount));
       for (const x of t.exclude) {
         const rel = x.replace(/^\/+|\/+$/g, '');
         if (rel && !rel.split('/').includes('..')) mkdirSync(join(targetDir(s.paths.stage2, t.mount), rel), { recursive: true });
