@@ -8,7 +8,7 @@ import { defaultCacheDir } from '../agent/build/inputs.js';
 const usage = `usage: kaboot stage2 build [--out DIR] [--cache DIR] [--zstd-level N]
   --out DIR         where stage2.sqfs and stage2.manifest.json go (default ./images)
   --cache DIR       downloaded .deb files, by package and version (default ~/.cache/kaboot)
-  --zstd-level N    squashfs zstd level 1..22 (default 15, mksquashfs's own; 19 is 11% smaller and 5x slower)
+  --zstd-level N    squashfs zstd level 1..22 (default 15, mksquashfs's own; 19: 11% smaller, twice the CPU)
 `;
 
 export async function stage2Command(argv: string[]): Promise<number> {
