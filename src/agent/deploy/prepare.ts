@@ -51,7 +51,9 @@ export function resetIdentity(root: string): string[] {
   const changes: string[] = [];
   const mid = join(root, 'etc/machine-id');
   if (isPlainFile(mid) && readFileSync(mid, 'utf8') !== '') {
-    writeFileSync(mid, ''); // empty, not absent: systemd makes a new one at first boot
+    // empty, not absent: systemd makes a new id and commits it, and the boot is not a "first
+    // boot" (machine-id(5)), which would run systemd-firstboot's console prompts and presets
+    writeFileSync(mid, '');
     changes.push('etc/machine-id emptied');
   }
   const remove = (rel: string) => {
