@@ -124,6 +124,9 @@ test('resetIdentity: machine-id emptied (kept as a file), dbus id, persistent ne
     for (const kept of ['etc/udev/rules.d/99-local.rules', 'var/lib/NetworkManager/NetworkManager.state', 'var/lib/dhcp']) assert.ok(existsSync(join(root, kept)), `${kept} kept`);
     assert.equal(changes.length, 7, changes.join('\n'));
     assert.deepEqual(resetIdentity(root), [], 'a second run has nothing to do');
+    writeFileSync(join(root, 'etc/machine-id'), 'uninitialized\n');
+    assert.deepEqual(resetIdentity(root), [], 'a golden made for first-boot semantics keeps them');
+    assert.equal(readFileSync(join(root, 'etc/machine-id'), 'utf8'), 'uninitialized\n');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

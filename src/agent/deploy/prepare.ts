@@ -50,7 +50,8 @@ function isPlainFile(p: string): boolean {
 export function resetIdentity(root: string): string[] {
   const changes: string[] = [];
   const mid = join(root, 'etc/machine-id');
-  if (isPlainFile(mid) && readFileSync(mid, 'utf8') !== '') {
+  const midText = isPlainFile(mid) ? readFileSync(mid, 'utf8') : '';
+  if (midText !== '' && midText.trim() !== 'uninitialized') {
     // empty, not absent: systemd makes a new id and commits it, and the boot is not a "first
     // boot" (machine-id(5)), which would run systemd-firstboot's console prompts and presets
     writeFileSync(mid, '');
