@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { UsageError } from './main.js';
 import { ApiError, apiRequest, resolveTarget, type ApiTarget } from '../deploy/api-client.js';
-import type { Deployment, DeploymentRequest } from '../deploy/deployment.js';
+import { MAC_PATTERN, type Deployment, type DeploymentRequest } from '../deploy/deployment.js';
 import { formatDeployment } from '../deploy/summary.js';
 
 export const deployUsage = `usage:
@@ -92,6 +92,7 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
   if (count !== undefined && !Number.isInteger(count)) throw new UsageError(`-n ${values.n}: expected a whole number`);
   const request: DeploymentRequest = { image };
   if (count !== undefined) request.count = count;
+  for (const m of values.mac ?? []) if (!new RegExp(MAC_PATTERN).test(m)) throw new UsageError(`--mac ${m}: not a MAC address (52:54:00:12:34:56)`);
   if (values.mac?.length) request.macs = values.mac;
   if (values.x?.length) request.exclude = values.x;
   if (values.X?.length) request.exclude_drives = values.X;
