@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { rewriteFstab, replaceIds } from '../../src/agent/deploy/fstab.js';
 import {
-  rewriteIds, resetIdentity, rewriteHosts, setHostname, deviceModules, initramfsTool, initramfsCommand, mergeModulesFile, writeInitramfsModules, fsModules,
+  rewriteIds, resetIdentity, rewriteHosts, setHostname, deviceModules, moduleNamesIn, cloneModuleNames, initramfsTool, initramfsCommand, mergeModulesFile, writeInitramfsModules, fsModules,
 } from '../../src/agent/deploy/prepare.js';
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `agent-${tag}-`));
@@ -211,6 +211,20 @@ test('initramfs: the tool the clone has, its command, and where the node\'s modu
     assert.equal(writeInitramfsModules(root, 'dracut', ['nvme', 'e1000e']), 'etc/dracut.conf.d/90-kaboot.conf');
     assert.match(readFileSync(join(root, 'etc/dracut.conf.d/90-kaboot.conf'), 'utf8'), /^add_drivers\+=" nvme e1000e "$/m);
     assert.equal(writeInitramfsModules(root, 'none', ['nvme']), undefined);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the clone\'s kernels say which of the node\'s drivers they have (a cloud kernel has no e1000)', () => {
+  assert.deepEqual([...moduleNamesIn('kernel/drivers/net/virtio_net.ko.xz: kernel/drivers/net/net_failover.ko.xz\nkernel/fs/ext4/ext4.ko:\nkernel/drivers/scsi/sd_mod.ko\n')], ['virtio_net', 'ext4', 'sd_mod']);
+  const root = tmp('clone-modules');
+  try {
+    assert.equal(cloneModuleNames(root), undefined);
+    put(root, 'lib/modules/6.1.0-26-cloud-amd64/modules.dep', 'kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio.ko:\n');
+    put(root, 'lib/modules/6.1.0-26-cloud-amd64/modules.builtin', 'kernel/drivers/virtio/virtio_pci.ko\nkernel/fs/ext4/ext4.ko\n');
+    const known = cloneModuleNames(root)!;
+    assert.deepEqual(['virtio_blk', 'virtio_pci', 'ext4', 'e1000', 'virtio'].filter((m) => known.has(m)), ['virtio_blk', 'virtio_pci', 'ext4', 'virtio']);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -183,6 +183,43 @@ export function mergeModulesFile(text: string, modules: string[]): string {
   return `${base}# added by kaboot for this node's storage and network\n${add.join('\n')}\n`;
 }
 
+/** Module names in a modules.dep or modules.builtin text ("kernel/drivers/net/e1000/e1000.ko.xz: ..." → e1000). */
+export function moduleNamesIn(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const path = line.split(':')[0]?.trim();
+    const m = path ? /([^/]+)\.ko(\.[a-z]+)?$/.exec(path) : null;
+    if (m) out.add(m[1]!.replace(/-/g, '_'));
+  }
+  return out;
+}
+
+/**
+ * The modules the clone's own kernels know (modules.dep and modules.builtin of each
+ * /lib/modules/<version>); the node's drivers are named by the initrd's kernel, and the
+ * image may run another flavour (cloud kernels have no e1000). Undefined when the clone
+ * has no module tree to ask.
+ */
+export function cloneModuleNames(root: string): Set<string> | undefined {
+  let versions: string[];
+  try {
+    versions = readdirSync(join(root, 'lib/modules'));
+  } catch {
+    return undefined;
+  }
+  const names = new Set<string>();
+  let found = false;
+  for (const v of versions) {
+    for (const f of ['modules.dep', 'modules.builtin']) {
+      const p = join(root, 'lib/modules', v, f);
+      if (!isPlainFile(p)) continue;
+      found = true;
+      for (const n of moduleNamesIn(readFileSync(p, 'utf8'))) names.add(n);
+    }
+  }
+  return found ? names : undefined;
+}
+
 /** Where the tool reads extra modules from, and what goes there. */
 export function writeInitramfsModules(root: string, tool: InitramfsTool, modules: string[]): string | undefined {
   if (modules.length === 0 || tool === 'none') return undefined;
@@ -249,9 +286,13 @@ export const prepareStep: Step<DeployState> = {
     }
     const nics = readdirSync(join(s.paths.sys, 'class/net')).filter((n) => n !== 'lo');
     const hw = deviceModules(s.paths.sys, s.disks.map((d) => d.name), nics);
-    const modules = [...new Set([...hw, ...fsModules(s.targets.map((t) => t.fstype)), ...plan.bootloader.initramfs_modules])];
+    const wanted = [...new Set([...hw, ...fsModules(s.targets.map((t) => t.fstype))])];
+    const known = cloneModuleNames(root);
+    const unknown = known ? wanted.filter((m) => !known.has(m.replace(/-/g, '_'))) : [];
+    // the plan's own modules (-r --with=) go in as asked; the node's only where the clone's kernel has them
+    const modules = [...new Set([...wanted.filter((m) => !unknown.includes(m)), ...plan.bootloader.initramfs_modules])];
     const file = writeInitramfsModules(root, tool, modules);
-    ctx.say(`initramfs: ${tool}; this node's drivers: ${hw.join(' ') || 'none as modules'}${file ? `; listed in ${file}` : ''}`);
+    ctx.say(`initramfs: ${tool}; this node's drivers: ${hw.join(' ') || 'none as modules'}${unknown.length ? `; not in the image's kernels, left out: ${unknown.join(' ')}` : ''}${file ? `; listed in ${file}` : ''}`);
     await bindIntoTarget(ctx);
     await ctx.exec(s.busybox, ['chroot', root, ...cmd], { env: chrootEnv });
   },
