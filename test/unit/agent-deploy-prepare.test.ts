@@ -60,7 +60,7 @@ test('rewriteFstab: an ESP for a UEFI node and any other planned mount the golde
     { mount: '/', fstype: 'ext4', uuid: NEW_ROOT },
     { mount: '/boot/efi', fstype: 'vfat', uuid: 'ABCD-0123', esp: true },
   ]);
-  assert.equal(r.text, `UUID=${NEW_ROOT}\t/\text4\terrors=remount-ro\t0\t1\nUUID=ABCD-0123\t/boot/efi\tvfat\tumask=0077\t0\t2\n`);
+  assert.equal(r.text, `UUID=${NEW_ROOT}\t/\text4\terrors=remount-ro\t0\t1\nUUID=ABCD-0123\t/boot/efi\tvfat\tumask=0077,nofail\t0\t2\n`);
   const e = rewriteFstab('', [{ mount: '/', fstype: 'xfs', uuid: NEW_ROOT }, { fstype: 'swap', uuid: NEW_SWAP }]);
   assert.equal(e.text, `UUID=${NEW_ROOT}\t/\txfs\tdefaults\t0\t0\nUUID=${NEW_SWAP}\tnone\tswap\tsw\t0\t0\n`);
   const trailing = rewriteFstab(`/dev/vda1 /var/ ext4 defaults\n`, [{ mount: '/var', fstype: 'ext4', uuid: NEW_ROOT }]);

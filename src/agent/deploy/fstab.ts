@@ -89,6 +89,9 @@ export function rewriteFstab(text: string, targets: FstabTarget[]): FstabRewrite
   for (const t of targets) {
     if (used.has(t) || (t.mount === undefined && t.fstype !== 'swap')) continue;
     const d = defaultOptions(t);
+    // an ESP the golden never had: GRUB needs it before the OS does, and a clone whose kernel
+    // cannot mount it must not stop in emergency mode for that
+    if (t.esp) d.options += ',nofail';
     const mount = t.fstype === 'swap' ? 'none' : t.mount!;
     out.push(`UUID=${t.uuid}\t${mount}\t${t.fstype}\t${d.options}\t0\t${d.pass}`);
     changes.push(`${t.fstype === 'swap' ? 'swap' : mount}: added UUID=${t.uuid}`);
