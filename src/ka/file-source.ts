@@ -33,12 +33,14 @@ export class FileSource {
   private async loop() {
     if (this.reading || this.finished || this.closed) return;
     this.reading = true;
+    let retryLater = false;
     try {
       while (!this.paused && !this.finished && !this.closed) {
         const view = this.relay.reserveIn(this.relay.readMax);
-        // no room: the relay is paused and will resume us
         if (view.length === 0) {
-          this.paused = true;
+          // no room: a paused relay resumes us; otherwise its pause state has not caught up yet, look again shortly
+          if (this.relay.paused) this.paused = true;
+          else retryLater = true;
           break;
         }
         const { bytesRead } = await this.fh.read(view, 0, view.length, this.relay.end);
@@ -56,8 +58,9 @@ export class FileSource {
     } finally {
       this.reading = false;
     }
+    if (retryLater) setTimeout(() => void this.loop(), 5);
     // a resume that came while a read was in flight
-    if (!this.paused && !this.finished && !this.closed) void this.loop();
+    else if (!this.paused && !this.finished && !this.closed) void this.loop();
   }
 
   async close(): Promise<void> {

@@ -296,6 +296,8 @@ export class Relay {
   addPendingReader(key: string, cursor: number, mode: ReaderMode): void {
     this.removeReader(key, 'replaced');
     this.readers.set(key, new Reader(key, null, cursor, mode));
+    // it may hold the ring from now on: the pause state must know
+    this.pumpAll();
   }
 
   /** Start a pending reader at the offset its child asked for. False when no such reader waits (dropped meanwhile). */
