@@ -1,8 +1,7 @@
 // What the deploy steps share: where the appliance is, the plan, the disks and file systems
 // as resolved on this node, and what is mounted (so the end, or a failure, can undo it).
-import type { DeployPlan, FilesystemPlan, SessionRef } from '../../deploy/plan.js';
-import type { DescPlan } from '../../images/desc.js';
-import type { FsType } from '../../images/desc.js';
+import type { DeployPlan, SessionRef } from '../../deploy/plan.js';
+import type { DescPlan, FsType } from '../../images/desc.js';
 import type { Firmware } from '../firmware.js';
 import type { ApplianceLog } from '../log-client.js';
 
@@ -74,8 +73,6 @@ export function planOf(s: DeployState): DeployPlan {
   if (!s.plan) throw new Error('no plan yet (the plan step did not run)');
   return s.plan;
 }
-
-export type { FilesystemPlan };
 
 /** PATH for commands in a chroot (stage2's or the clone's): sbin first, as root's. */
 export const chrootEnv: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', LANG: 'C' };
