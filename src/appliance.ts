@@ -59,7 +59,7 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
     const tftp = await startTftpServer({
       addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
       port: config.tftp.port,
-      provider: bootFileProvider({ imagesDir: config.images_dir, boot: config.boot, nodes, httpPort, deploymentOf: (mac) => deployments.kernelParams(mac), recruit: (mac) => deployments.recruit(mac) }),
+      provider: bootFileProvider({ imagesDir: config.images_dir, boot: config.boot, nodes, httpPort, tftp: config.tftp, deploymentOf: (mac) => deployments.kernelParams(mac), recruit: (mac) => deployments.recruit(mac) }),
       logger: logger.child({ svc: 'tftp' }),
       limits: config.tftp,
     });

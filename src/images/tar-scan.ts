@@ -229,6 +229,9 @@ export function quoteAclPath(latin1Path: string): string {
 /** One entry in the text format of getfacl, for `setfacl --restore` in the unpacked tree. */
 export function aclBlock(e: TarEntry): string {
   const lines = [`# file: ${quoteAclPath(e.path === '' ? '.' : e.path)}`];
+  // setfacl --restore clears setuid, setgid and sticky unless the block names them.
+  const flags = (e.mode & 0o4000 ? 's' : '-') + (e.mode & 0o2000 ? 's' : '-') + (e.mode & 0o1000 ? 't' : '-');
+  if (flags !== '---') lines.push(`# flags: ${flags}`);
   for (const l of (e.aclAccess ?? '').split(/[\n,]/)) if (l.trim()) lines.push(l.trim());
   for (const l of (e.aclDefault ?? '').split(/[\n,]/)) if (l.trim()) lines.push(`default:${l.trim()}`);
   return lines.join('\n') + '\n\n';

@@ -107,3 +107,25 @@ test('ACL blocks in getfacl text, names turned into the golden ids', () => {
   assert.match(r.text, /^default:user:7:rwx$/m);
   assert.deepEqual(r.unknown, ['user carol']);
 });
+
+test('ACL blocks keep setuid, setgid and sticky through a real setfacl --restore', async () => {
+  const { mkdtempSync, mkdirSync, writeFileSync, statSync, chmodSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { execa } = await import('execa');
+  const dir = mkdtempSync(join(tmpdir(), 'kaboot-aclflags-'));
+  try {
+    mkdirSync(join(dir, 'sticky'));
+    chmodSync(join(dir, 'sticky'), 0o1777);
+    const acl = 'user::rwx\nuser:1234:rwx\ngroup::r-x\nmask::rwx\nother::rwx\n';
+    const base = { type: 'dir', uid: 0, gid: 0, size: 0, stored: 0, linkname: '', aclAccess: acl } as const;
+    assert.match(aclBlock({ ...base, path: 'sticky', mode: 0o1777 }), /^# flags: --t$/m);
+    assert.match(aclBlock({ ...base, path: 'x', mode: 0o6755 }), /^# flags: ss-$/m);
+    assert.doesNotMatch(aclBlock({ ...base, path: 'x', mode: 0o755 }), /flags/);
+    writeFileSync(join(dir, 'acl.txt'), aclBlock({ ...base, path: 'sticky', mode: 0o1777 }));
+    await execa('setfacl', ['--restore=acl.txt'], { cwd: dir });
+    assert.equal(statSync(join(dir, 'sticky')).mode & 0o7777, 0o1777);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
