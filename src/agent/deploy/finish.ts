@@ -33,7 +33,18 @@ export const reportStep: Step<DeployState> = {
   async run(ctx) {
     const s = ctx.state;
     const plan = s.plan;
-    await s.log.status('deployed', 'report', `${plan ? `image ${plan.image}, deployment ${plan.deployment}` : ''}`.trim() || undefined);
+    const message = plan ? `image ${plan.image}, deployment ${plan.deployment}` : undefined;
+    // the disk is done: a moment without the appliance must not turn that into a failure
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await s.log.status('deployed', 'report', message);
+        break;
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        ctx.say(`status deployed not taken (${(e as Error).message}); trying again`);
+        await new Promise((r) => setTimeout(r, 2000 * attempt));
+      }
+    }
     ctx.say('reported deployed');
   },
 };
