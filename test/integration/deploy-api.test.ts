@@ -248,3 +248,13 @@ test('kaboot exec round-trips a command through the node\'s poller', async () =>
   // an empty poll answers 204
   assert.equal((await curl(n2.ns, ['-H', `authorization: Bearer ${token}`, `${BASE}/api/nodes/${MAC2}/commands?wait=1`])).status, 204);
 });
+
+test('Debian loaders come over TFTP too, a symlinked one (ipxe.efi -> /boot/ipxe.efi) included', async () => {
+  const { realpathSync, readFileSync } = await import('node:fs');
+  const { loaderPath } = await import('../../src/boot/loaders.js');
+  for (const name of ['ipxe.efi', 'pxelinux.0', 'ldlinux.c32']) {
+    const r = await lab.exec(n1.ns, ['curl', '-sS', '--tftp-blksize', '1468', `tftp://${SRV}/${name}`], { reject: false, encoding: 'buffer' });
+    assert.equal(r.exitCode, 0, `tftp ${name}: ${String(r.stderr)}`);
+    assert.equal(sha(r.stdout as Uint8Array), sha(readFileSync(realpathSync(loaderPath(name)!))), `${name} byte-exact`);
+  }
+});
