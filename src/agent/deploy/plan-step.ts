@@ -37,8 +37,21 @@ export const planStep: Step<DeployState> = {
   async run(ctx) {
     const s = ctx.state;
     const url = planUrl(s.appliance, s.mac, s.firmware);
-    const r = await fetch(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(30_000) });
-    const plan = readPlanAnswer(r.status, await r.text(), s.mac, s.firmware);
+    // a refusal is an answer; an appliance that does not answer, or fails inside, is asked again
+    let answer: { status: number; body: string } | undefined;
+    for (let attempt = 1; !answer; attempt++) {
+      try {
+        const r = await fetch(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(30_000) });
+        const body = await r.text();
+        if (r.status < 500 || attempt >= 4) answer = { status: r.status, body };
+        else ctx.say(`plan: HTTP ${r.status}; asking again`);
+      } catch (e) {
+        if (attempt >= 4) throw new Error(`no answer from ${url}: ${(e as Error).message}`);
+        ctx.say(`plan: ${(e as Error).message}; asking again`);
+      }
+      if (!answer) await new Promise((res) => setTimeout(res, 2000 * attempt));
+    }
+    const plan = readPlanAnswer(answer.status, answer.body, s.mac, s.firmware);
     s.plan = plan;
     ctx.say(`deployment ${plan.deployment}: image ${plan.image}, ${plan.firmware}, ${plan.disks.length} disk(s), ` +
       `${plan.disks.reduce((n, d) => n + d.filesystems.length, 0)} file system(s), bootloader ${plan.bootloader.kind}${plan.hostname ? `, hostname ${plan.hostname}` : ''}${plan.reboot ? ', reboot at the end' : ''}`);
