@@ -85,8 +85,8 @@ uuid=$(/real/bin/blkid -s UUID -o value /dev/vda1)
 echo "UUID=$uuid / ext4 errors=remount-ro 0 1" >/mnt/etc/fstab
 echo naive-clone >/mnt/etc/hostname
 for d in dev proc sys; do mount --bind /$d /mnt/$d; done
-chroot /mnt grub-install --target=i386-pc /dev/vda || fail grub-install
-chroot /mnt update-grub || fail update-grub
+chroot /mnt /usr/bin/env PATH=/usr/sbin:/usr/bin:/sbin:/bin grub-install --target=i386-pc /dev/vda || fail grub-install
+chroot /mnt /usr/bin/env PATH=/usr/sbin:/usr/bin:/sbin:/bin update-grub || fail update-grub
 for d in dev proc sys; do umount /mnt/$d; done
 umount /mnt; sync
 phase done

@@ -8,6 +8,7 @@ packages=(
   qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux syslinux-common syslinux-efi cpio   # the lab
   socat kmod tcpdump openssl udpcast libwrap0 time xz-utils           # captures; the KA benchmark's peers
   squashfs-tools squashfs-tools-ng zstd attr acl fdisk util-linux e2fsprogs libcap2-bin tar   # images, desc
+  debootstrap xfsprogs btrfs-progs dosfstools python3                 # the lab golden, stage2 and agent tests, bench/naive-clone.sh
 )
 missing=()
 for p in "${packages[@]}"; do

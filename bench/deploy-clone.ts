@@ -1,0 +1,120 @@
+// kaboot's clone flow against a naive clone of the same golden, in one run, under qemu TCG
+// in namespaces (test/helpers/deploy-lab.ts builds the inputs and the appliance):
+//   naive   bench/naive-clone.sh: a VM boots a busybox initrd directly, sfdisk, mkfs.ext4,
+//           one tar stream over one TCP connection, fstab + hostname, grub in a chroot;
+//   kaboot1 `kaboot deploy` to one BIOS VM: PXE boot, agent, getstage2, partition, format,
+//           KA receive, verify, prepare (initramfs rebuilt), grub, report, reboot to disk;
+//   kaboot3 the same to three VMs (2 BIOS + 1 UEFI) at once.
+// Prints, per run: seconds from the VM's start to "installed" (naive: poweroff; kaboot: the
+// node reported deployed), seconds from there to the golden's marker on the clone's own
+// disk, the host's CPU seconds during the run (all of /proc/stat, so other load counts: the
+// load average is printed beside it), bytes sent to each VM against the image's used
+// bytes; then the ratios kaboot1 / naive and kaboot3 / kaboot1.
+//   node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,kaboot3] [--json FILE]
+import { parseArgs } from 'node:util';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { execa } from 'execa';
+import { prepareInputs, startAppliance, deploy, api, labNodes, bootNodes, tapTxBytes, type LabInputs } from '../test/helpers/deploy-lab.js';
+import { goldenMarker, type Firmware } from '../test/helpers/lab-vm.js';
+
+const REPO = resolve(import.meta.dirname, '..');
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: 'naive,kaboot1,kaboot3' },
+    json: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log('node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,kaboot3] [--json FILE]');
+  process.exit(0);
+}
+
+interface RunResult {
+  run: string;
+  vms: number;
+  install_s: number;
+  boot_s: number;
+  host_cpu_s: number;
+  load_before: number;
+  wire_bytes_per_vm: number;
+  used_bytes: number;
+  phases?: string;
+}
+
+function hostBusySeconds(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+  return (cpu.reduce((a, b) => a + b, 0) - idle) / 100;
+}
+
+async function naive(inputs: LabInputs): Promise<RunResult> {
+  const load = loadavg()[0]!;
+  const cpu0 = hostBusySeconds();
+  const r = await execa('bash', [resolve(REPO, 'bench/naive-clone.sh'), inputs.goldenDisk], { reject: false, all: true, timeout: 40 * 60_000 });
+  if (r.exitCode !== 0) throw new Error(`naive-clone.sh failed:\n${r.all}`);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('NAIVE-RESULT '))!;
+  const f = Object.fromEntries(line.split(' ').slice(1).map((kv) => kv.split('=') as [string, string]));
+  return {
+    run: 'naive', vms: 1, install_s: Number(f.seconds), boot_s: Number(f.boot_seconds), host_cpu_s: hostBusySeconds() - cpu0,
+    load_before: load, wire_bytes_per_vm: Number(f.wire_bytes), used_bytes: inputs.golden.partition.used_bytes,
+    phases: r.stdout.split('\n').find((l) => l.startsWith('NAIVE-PHASES '))?.slice(13),
+  };
+}
+
+async function kaboot(inputs: LabInputs, firmwares: Firmware[], name: string): Promise<RunResult> {
+  const load = loadavg()[0]!;
+  const app = await startAppliance(inputs);
+  const nodes = labNodes(inputs.dir, firmwares);
+  try {
+    const id = await deploy(app, [...nodes.flatMap((n) => ['--mac', n.mac]), '--hostname-pattern', 'node{n}', '--session-wait', '600']);
+    const cpu0 = hostBusySeconds();
+    const t0 = Date.now();
+    await bootNodes(app, nodes, inputs.dir);
+    const installed: number[] = [];
+    const booted: number[] = [];
+    await Promise.all(nodes.map(async (n) => {
+      for (;;) {
+        const d = await api<{ nodes: { mac: string; state: string }[] }>(app, `/api/deployments/${id}`);
+        const me = d.nodes.find((x) => x.mac === n.mac);
+        if (me?.state === 'deployed') break;
+        if (me?.state === 'failed') throw new Error(`${n.name} failed: ${JSON.stringify(me)}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      installed.push((Date.now() - t0) / 1000);
+      await n.vm!.waitFor(goldenMarker, 40 * 60_000);
+      booted.push((Date.now() - t0) / 1000);
+      await n.vm!.exited;
+    }));
+    const cpu = hostBusySeconds() - cpu0;
+    const tx = Object.values(await tapTxBytes(app));
+    const install = Math.max(...installed);
+    return {
+      run: name, vms: nodes.length, install_s: install, boot_s: Math.max(...booted) - install, host_cpu_s: cpu, load_before: load,
+      wire_bytes_per_vm: tx.reduce((a, b) => a + b, 0) / nodes.length, used_bytes: inputs.golden.partition.used_bytes,
+    };
+  } finally {
+    for (const n of nodes) await n.vm?.kill().catch(() => undefined);
+    await app.stop();
+  }
+}
+
+const runs = values.runs.split(',');
+const inputs = await prepareInputs();
+console.log(`inputs (s): ${JSON.stringify(inputs.seconds)}; golden root ${(inputs.golden.partition.used_bytes / 1e6).toFixed(0)} MB used`);
+const results: RunResult[] = [];
+for (const run of runs) {
+  const r = run === 'naive' ? await naive(inputs)
+    : run === 'kaboot1' ? await kaboot(inputs, ['bios'], run)
+      : run === 'kaboot3' ? await kaboot(inputs, ['bios', 'bios', 'uefi'], run)
+        : (() => { throw new Error(`unknown run ${run}`); })();
+  results.push(r);
+  console.log(`${r.run.padEnd(8)} vms=${r.vms} install=${r.install_s.toFixed(1)} s  boot=${r.boot_s.toFixed(1)} s  host_cpu=${r.host_cpu_s.toFixed(0)} s  load=${r.load_before.toFixed(1)}  wire/vm=${(r.wire_bytes_per_vm / 1e6).toFixed(0)} MB (${(r.wire_bytes_per_vm / r.used_bytes).toFixed(2)}x used)${r.phases ? `  phases: ${r.phases}` : ''}`);
+}
+const by = (n: string) => results.find((r) => r.run === n);
+const [n, k1, k3] = [by('naive'), by('kaboot1'), by('kaboot3')];
+if (n && k1) console.log(`kaboot1 / naive: install ${(k1.install_s / n.install_s).toFixed(2)}x, install+boot ${((k1.install_s + k1.boot_s) / (n.install_s + n.boot_s)).toFixed(2)}x (target <= 1.0x)`);
+if (k1 && k3) console.log(`kaboot3 / kaboot1: install ${(k3.install_s / k1.install_s).toFixed(2)}x, host CPU ${(k3.host_cpu_s / k1.host_cpu_s).toFixed(2)}x`);
+if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
