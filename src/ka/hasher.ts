@@ -4,16 +4,10 @@
 // another process per byte, which cost more CPU in total than they save (measured in
 // docs/bench-ka.md). 'auto' is Node's own; 'openssl' stays for comparison.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import type { ExternalHasher } from './relay.js';
 import { StdinSink } from './sinks.js';
 
 export type HashChoice = 'auto' | 'node' | 'openssl';
-
-export function onPath(cmd: string, env = process.env): boolean {
-  return (env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, cmd)));
-}
 
 export function opensslHasher(): ExternalHasher {
   const p = spawn('openssl', ['dgst', '-sha256', '-binary'], { stdio: ['pipe', 'pipe', 'pipe'] });

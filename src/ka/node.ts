@@ -38,7 +38,7 @@ export interface JoinOptions {
   ringBytes?: number;
   name?: string;
   statsIntervalMs?: number;
-  /** where this node's SHA-256 is computed (default auto: openssl when on PATH) */
+  /** where this node's SHA-256 is computed (default auto: in this process, over the ring; openssl: `openssl dgst` on a pipe) */
   hash?: HashChoice;
   logger: Logger;
 }
