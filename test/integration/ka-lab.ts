@@ -165,3 +165,18 @@ export async function clientResult(c: KaProc): Promise<{ exitCode: number | unde
 }
 
 export const mbps = (bytesPerSec: number) => (bytesPerSec / MiB).toFixed(1);
+
+/**
+ * Rejects as soon as one of `clients` exits non-zero, with its log: a client that dies
+ * before joining (a dist/ rebuilt under it, say) leaves a session waiting for N nodes
+ * forever, and the test would only see its own timeout.
+ */
+export function anyClientFails(clients: KaProc[]): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    clients.forEach((c, i) => {
+      void clientResult(c).then((r) => {
+        if (r.exitCode !== 0) reject(new Error(`client ${i} exited with ${r.exitCode} before the session ended:\n${c.log().slice(-2000)}`));
+      });
+    });
+  });
+}

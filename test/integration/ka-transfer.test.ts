@@ -3,7 +3,7 @@
 // and the node itself checks the stream's SHA-256 against the source's.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { GiB, MiB, kaLab, makeData, serverReady, serverResult, clientResult, mbps, scratch, type KaLab } from './ka-lab.js';
+import { GiB, MiB, kaLab, makeData, serverReady, serverResult, clientResult, anyClientFails, mbps, scratch, type KaLab } from './ka-lab.js';
 import { rmSync } from 'node:fs';
 
 let data: { file: string; sha256: string };
@@ -22,7 +22,7 @@ for (const [n, subnet] of [[1, 101], [3, 103], [8, 108]] as const) {
       await serverReady(server);
       // discovery by session name (UDP broadcast) for every node
       const clients = k.nodes.map((_, i) => k.client(i, ['-s', 'getstage2']));
-      const { exitCode, json } = await serverResult(server);
+      const { exitCode, json } = await Promise.race([serverResult(server), anyClientFails(clients)]);
       const results = await Promise.all(clients.map(clientResult));
       const secs = (Date.now() - t0) / 1000;
       assert.equal(exitCode, 0, server.log().slice(-3000));
