@@ -15,7 +15,7 @@ export const kaClientUsage = `usage: kaboot ka-client -s SESSION [-e COMMAND] [o
       --discovery-port P  (4957)     --tries N   discovery rounds, 1 s apart (10)
       --ring SIZE         ring buffer size (64M)
       --name NAME         node name shown by the coordinator (hostname)
-      --hash auto|openssl|node   where the SHA-256 is computed (auto: openssl if on PATH)
+      --hash auto|openssl|node   where the SHA-256 is computed (auto: in-process, over the relay's own buffers)
       --log-level L       pino level (info)
 Prints this node's result as JSON on stdout; exits 1 if the stream or the command failed.
 `;

@@ -22,7 +22,7 @@ export const kaServerUsage = `usage: kaboot ka-server -s SESSION -n N [-e COMMAN
       --dead-after SEC    a silent node is dead after SEC (5)
       --slow-fraction F   slow below F x median capacity (0.5)  --slow-after N windows (5)  --no-slow
       --no-late-join      refuse nodes after the start
-      --hash auto|openssl|node   where the SHA-256 is computed (auto: openssl if on PATH)
+      --hash auto|openssl|node   where the SHA-256 is computed (auto: in-process, over the relay's own buffers)
       --log-level L       pino level (info)
 Prints the session's result as JSON on stdout, a summary on stderr; exits 1 if any node failed.
 `;

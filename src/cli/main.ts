@@ -1,8 +1,6 @@
 // kaboot's command line: one verb per file in src/cli/.
-import { ConfigError } from '../config/load.js';
-import { InterfaceSelectionError } from '../net/interfaces.js';
-import { serveCommand } from './serve.js';
-import { configCommand } from './config.js';
+import { ConfigError } from '../config/errors.js';
+import { InterfaceSelectionError } from '../net/errors.js';
 
 const usage = `usage: kaboot <command> [options]
 
@@ -28,9 +26,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (verb) {
       case 'serve':
-        return await serveCommand(rest);
+        return await (await import('./serve.js')).serveCommand(rest);
       case 'config':
-        return await configCommand(rest);
+        return await (await import('./config.js')).configCommand(rest);
       case 'ka-server': return await (await import('./ka-server.js')).kaServerCommand(rest);
       case 'ka-client': return await (await import('./ka-client.js')).kaClientCommand(rest);
       case 'image': return await (await import('./image.js')).imageCommand(rest);

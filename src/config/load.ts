@@ -20,18 +20,8 @@ FormatRegistry.Set('ipv4-cidr', (v) => {
 const compiled = TypeCompiler.Compile(Config);
 
 /** A config problem: which file, which key, what is wrong, and what a right value looks like. */
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string,
-    readonly key: string,
-    readonly problem: string,
-    readonly fix: string,
-    readonly line?: number,
-  ) {
-    super(`${file}${line ? `:${line}` : ''}: ${key || '(top level)'}: ${problem}. ${fix}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError } from './errors.js';
+import { ConfigError } from './errors.js';
 
 export interface LoadedConfig {
   config: KabootConfig;

@@ -98,13 +98,8 @@ export function interfaceForAddress(interfaces: readonly Ipv4Interface[], ip: st
   return undefined;
 }
 
-export class InterfaceSelectionError extends Error {
-  readonly code = 'KABOOT_INTERFACE_SELECTION';
-  constructor(message: string, readonly missing: string[], readonly available: string[]) {
-    super(message);
-    this.name = 'InterfaceSelectionError';
-  }
-}
+export { InterfaceSelectionError } from './errors.js';
+import { InterfaceSelectionError } from './errors.js';
 
 const listing = (interfaces: readonly Ipv4Interface[]) =>
   interfaces.length === 0
