@@ -16,7 +16,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { execa } from 'execa';
-import { prepareInputs, startAppliance, deploy, api, labNodes, bootNodes, tapTxBytes, type LabInputs } from '../test/helpers/deploy-lab.js';
+import { prepareInputs, startAppliance, deploy, api, labNodes, bootNodes, applianceTxBytes, type LabInputs } from '../test/helpers/deploy-lab.js';
 import { goldenMarker, type Firmware } from '../test/helpers/lab-vm.js';
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -39,7 +39,10 @@ interface RunResult {
   boot_s: number;
   host_cpu_s: number;
   load_before: number;
+  /** naive: bytes sent to the VM; kaboot: bytes the appliance sent, all VMs together, divided by their number */
   wire_bytes_per_vm: number;
+  /** kaboot: KA stream bytes each node received (stage2 + file systems), from the deployment */
+  ka_bytes_per_vm?: number;
   used_bytes: number;
   phases?: string;
 }
@@ -71,6 +74,7 @@ async function kaboot(inputs: LabInputs, firmwares: Firmware[], name: string): P
   try {
     const id = await deploy(app, [...nodes.flatMap((n) => ['--mac', n.mac]), '--hostname-pattern', 'node{n}', '--session-wait', '600']);
     const cpu0 = hostBusySeconds();
+    const tx0 = await applianceTxBytes(app);
     const t0 = Date.now();
     await bootNodes(app, nodes, inputs.dir);
     const installed: number[] = [];
@@ -89,11 +93,13 @@ async function kaboot(inputs: LabInputs, firmwares: Firmware[], name: string): P
       await n.vm!.exited;
     }));
     const cpu = hostBusySeconds() - cpu0;
-    const tx = Object.values(await tapTxBytes(app));
+    const tx = (await applianceTxBytes(app)) - tx0;
+    const d = await api<{ nodes: { bytes?: number }[] }>(app, `/api/deployments/${id}`);
     const install = Math.max(...installed);
     return {
       run: name, vms: nodes.length, install_s: install, boot_s: Math.max(...booted) - install, host_cpu_s: cpu, load_before: load,
-      wire_bytes_per_vm: tx.reduce((a, b) => a + b, 0) / nodes.length, used_bytes: inputs.golden.partition.used_bytes,
+      wire_bytes_per_vm: tx / nodes.length, ka_bytes_per_vm: d.nodes.reduce((a, n) => a + (n.bytes ?? 0), 0) / nodes.length,
+      used_bytes: inputs.golden.partition.used_bytes,
     };
   } finally {
     for (const n of nodes) await n.vm?.kill().catch(() => undefined);
@@ -111,7 +117,7 @@ for (const run of runs) {
       : run === 'kaboot3' ? await kaboot(inputs, ['bios', 'bios', 'uefi'], run)
         : (() => { throw new Error(`unknown run ${run}`); })();
   results.push(r);
-  console.log(`${r.run.padEnd(8)} vms=${r.vms} install=${r.install_s.toFixed(1)} s  boot=${r.boot_s.toFixed(1)} s  host_cpu=${r.host_cpu_s.toFixed(0)} s  load=${r.load_before.toFixed(1)}  wire/vm=${(r.wire_bytes_per_vm / 1e6).toFixed(0)} MB (${(r.wire_bytes_per_vm / r.used_bytes).toFixed(2)}x used)${r.phases ? `  phases: ${r.phases}` : ''}`);
+  console.log(`${r.run.padEnd(8)} vms=${r.vms} install=${r.install_s.toFixed(1)} s  boot=${r.boot_s.toFixed(1)} s  host_cpu=${r.host_cpu_s.toFixed(0)} s  load=${r.load_before.toFixed(1)}  wire/vm=${(r.wire_bytes_per_vm / 1e6).toFixed(0)} MB (${(r.wire_bytes_per_vm / r.used_bytes).toFixed(2)}x used)${r.ka_bytes_per_vm ? `  ka/vm=${(r.ka_bytes_per_vm / 1e6).toFixed(0)} MB (${(r.ka_bytes_per_vm / r.used_bytes).toFixed(2)}x used)` : ''}${r.phases ? `  phases: ${r.phases}` : ''}`);
 }
 const by = (n: string) => results.find((r) => r.run === n);
 const [n, k1, k3] = [by('naive'), by('kaboot1'), by('kaboot3')];

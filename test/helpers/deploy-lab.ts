@@ -140,15 +140,10 @@ export async function rootPartition(disk: string): Promise<number> {
   return best;
 }
 
-/** Bytes the appliance sent to each VM's tap, read from the tap's counters (tx = towards the VM). */
-export async function tapTxBytes(app: LabAppliance): Promise<Record<string, number>> {
-  const r = await app.lab.sh(app.lab.switchNs, 'for d in /sys/class/net/*; do n=${d##*/}; [ -e $d/tun_flags ] && echo "$n $(cat $d/address) $(cat $d/statistics/tx_bytes)"; done', { reject: false });
-  const out: Record<string, number> = {};
-  for (const line of String(r.stdout).split('\n').filter(Boolean)) {
-    const [name, , tx] = line.split(' ');
-    if (name && tx) out[name] = Number(tx);
-  }
-  return out;
+/** Bytes the appliance has sent on its lab interface (kernel, initrd, stage2, the streams, the API). */
+export async function applianceTxBytes(app: LabAppliance): Promise<number> {
+  const r = await app.lab.exec(app.ns, ['cat', '/sys/class/net/eth0/statistics/tx_bytes']);
+  return Number(String(r.stdout).trim());
 }
 
 export function readLog(file: string): string {
