@@ -294,7 +294,9 @@ export interface GoldenInfo {
 
 export const goldenScript = fileURLToPath(new URL('../lab/golden.sh', import.meta.url));
 /** What the golden's marker unit prints on ttyS0 before it powers off. */
-export const goldenMarker = /KABOOT-GOLDEN-MARKER host=(\S+) machine-id=(\S*) root=(\S+)/;
+// The line's end is part of the pattern: waitFor looks at the console as it streams in,
+// and without it a half-written line matched with a truncated root UUID.
+export const goldenMarker = /KABOOT-GOLDEN-MARKER host=(\S+) machine-id=(\S*) root=(\S+)\r?\n/;
 
 /** Builds the golden (test/lab/golden.sh) or reuses its cache; returns its disk image and what golden.json says of it. */
 export async function buildGolden(opts: { timeoutMs?: number } = {}): Promise<{ disk: string; info: GoldenInfo; cached: boolean; log: string }> {
