@@ -3,7 +3,7 @@
 // golden into an image store, run `kaboot serve` with full DHCP on a bridge in a namespace,
 // start a deployment with `kaboot deploy`, and boot VMs with empty disks that PXE boot
 // from it, deploy, flip to local boot and reboot from their own disk.
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -144,12 +144,4 @@ export async function rootPartition(disk: string): Promise<number> {
 export async function applianceTxBytes(app: LabAppliance): Promise<number> {
   const r = await app.lab.exec(app.ns, ['cat', '/sys/class/net/eth0/statistics/tx_bytes']);
   return Number(String(r.stdout).trim());
-}
-
-export function readLog(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
 }
