@@ -84,7 +84,8 @@ test('rewriteIds on a clone tree: fstab, the resume file, extlinux.conf and GRUB
     put(root, 'outside', `UUID=${ROOT}\n`);
     mkdirSync(join(root, 'etc/kernel'), { recursive: true });
     symlinkSync('../../outside', join(root, 'etc/kernel/cmdline'));
-    const changes = rewriteIds(root, [{ mount: '/', fstype: 'ext4', uuid: NEW_ROOT }, { fstype: 'swap', uuid: NEW_SWAP }]);
+    const { changes, renamed } = rewriteIds(root, [{ mount: '/', fstype: 'ext4', uuid: NEW_ROOT }, { fstype: 'swap', uuid: NEW_SWAP }]);
+    assert.ok(renamed.includes(`UUID=${SWAP}`), renamed.join(' '));
     assert.equal(readFileSync(join(root, 'etc/fstab'), 'utf8'), `UUID=${NEW_ROOT}\t/\text4\terrors=remount-ro\t0\t1\nUUID=${NEW_SWAP}\tnone\tswap\tsw\t0\t0\n`);
     assert.equal(readFileSync(join(root, 'etc/initramfs-tools/conf.d/resume'), 'utf8'), `RESUME=UUID=${NEW_SWAP}\n`);
     assert.match(readFileSync(join(root, 'boot/extlinux/extlinux.conf'), 'utf8'), new RegExp(`root=UUID=${NEW_ROOT} ro`));

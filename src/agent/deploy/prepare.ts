@@ -8,6 +8,13 @@ import type { Step } from '../steps.js';
 import { rewriteFstab, replaceIds, type FstabTarget } from './fstab.js';
 import { targetDir } from './shell.js';
 import { chrootEnv, planOf, type DeployState } from './types.js';
+import { decompressor, initramfsRebuildReasons, type Decompress } from './initramfs.js';
+
+/** Decompressors on a node: Node's zlib, else stage2's zstd and busybox's applets. */
+function agentDecompressor(s: DeployState): Decompress {
+  const applet: Record<string, string> = { xz: 'unxz', lzma: 'unlzma', bzip2: 'bunzip2', lz4: 'unlz4', lzop: 'unlzop' };
+  return decompressor((format) => (format === 'zstd' ? [s.busybox, 'chroot', s.paths.stage2, '/usr/bin/zstd', '-dc'] : applet[format] ? [s.busybox, applet[format]!, '-c'] : undefined));
+}
 
 /** Files besides fstab that name file systems by UUID or device. */
 export const ID_FILES = [
@@ -15,8 +22,8 @@ export const ID_FILES = [
   'boot/extlinux/extlinux.conf', 'boot/syslinux/syslinux.cfg', 'boot/extlinux.conf',
 ];
 
-/** fstab and the other files in the clone rooted at `root`, to the targets' new UUIDs. */
-export function rewriteIds(root: string, targets: FstabTarget[]): string[] {
+/** fstab and the other files in the clone rooted at `root`, to the targets' new UUIDs; `renamed` lists the old names. */
+export function rewriteIds(root: string, targets: FstabTarget[]): { changes: string[]; renamed: string[] } {
   const changes: string[] = [];
   const fstabPath = join(root, 'etc/fstab');
   const before = existsSync(fstabPath) ? readFileSync(fstabPath, 'utf8') : '';
@@ -35,7 +42,7 @@ export function rewriteIds(root: string, targets: FstabTarget[]): string[] {
       changes.push(`${rel}: ${x.count} file system name(s) to the new UUIDs`);
     }
   }
-  return changes;
+  return { changes, renamed: [...r.renamed.keys()] };
 }
 
 function isPlainFile(p: string): boolean {
@@ -235,7 +242,7 @@ export function writeInitramfsModules(root: string, tool: InitramfsTool, modules
   return 'etc/dracut.conf.d/90-kaboot.conf';
 }
 
-/** File system modules the clone needs to mount its own file systems at boot. */
+/** File system modules an initramfs needs to mount these file systems (the clone's / and /usr). */
 export function fsModules(fstypes: string[]): string[] {
   const m: Record<string, string[]> = { ext2: ['ext4'], ext3: ['ext4'], ext4: ['ext4'], xfs: ['xfs'], btrfs: ['btrfs'], vfat: ['vfat'] };
   return [...new Set(fstypes.flatMap((t) => m[t] ?? []))];
@@ -270,7 +277,8 @@ export const prepareStep: Step<DeployState> = {
       if (!t.uuid) throw new Error(`${t.device}: no UUID (format did not run)`);
       return { ...(t.mount !== undefined ? { mount: t.mount } : {}), fstype: t.fstype, uuid: t.uuid, esp: t.esp };
     });
-    for (const c of rewriteIds(root, targets)) ctx.say(c);
+    const ids = rewriteIds(root, targets);
+    for (const c of ids.changes) ctx.say(c);
     for (const c of resetIdentity(root)) ctx.say(c);
     if (plan.hostname) for (const c of setHostname(root, plan.hostname)) ctx.say(c);
 
@@ -286,13 +294,21 @@ export const prepareStep: Step<DeployState> = {
     }
     const nics = readdirSync(join(s.paths.sys, 'class/net')).filter((n) => n !== 'lo');
     const hw = deviceModules(s.paths.sys, s.disks.map((d) => d.name), nics);
-    const wanted = [...new Set([...hw, ...fsModules(s.targets.map((t) => t.fstype))])];
+    const atBoot = s.targets.filter((t) => t.mount === '/' || t.mount === '/usr');
+    const wanted = [...new Set([...hw, ...fsModules(atBoot.map((t) => t.fstype))])];
     const known = cloneModuleNames(root);
     const unknown = known ? wanted.filter((m) => !known.has(m.replace(/-/g, '_'))) : [];
     // the plan's own modules (-r --with=) go in as asked; the node's only where the clone's kernel has them
     const modules = [...new Set([...wanted.filter((m) => !unknown.includes(m)), ...plan.bootloader.initramfs_modules])];
+    ctx.say(`initramfs: ${tool}; this node's drivers: ${hw.join(' ') || 'none as modules'}${unknown.length ? `; not in the image's kernels, left out: ${unknown.join(' ')}` : ''}`);
+    const reasons = await initramfsRebuildReasons(root, modules, ids.renamed, agentDecompressor(s));
+    if (reasons.length === 0) {
+      ctx.say(`initramfs: kept as the image has it: it holds ${modules.join(' ') || 'what this node needs'} (or they are built in), and names no file system this clone renames`);
+      return;
+    }
+    for (const r of reasons) ctx.say(`initramfs: rebuilt: ${r}`);
     const file = writeInitramfsModules(root, tool, modules);
-    ctx.say(`initramfs: ${tool}; this node's drivers: ${hw.join(' ') || 'none as modules'}${unknown.length ? `; not in the image's kernels, left out: ${unknown.join(' ')}` : ''}${file ? `; listed in ${file}` : ''}`);
+    if (file) ctx.say(`initramfs: ${modules.join(' ')} listed in ${file}`);
     await bindIntoTarget(ctx);
     await ctx.exec(s.busybox, ['chroot', root, ...cmd], { env: chrootEnv });
   },
