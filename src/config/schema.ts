@@ -39,11 +39,14 @@ export const Subnet = closed({
 
 export const BootFiles = closed({
   bios_pxe: Type.String({ description: 'boot file for a BIOS PXE ROM (arch 0)' }),
-  bios_ipxe: Type.String({ description: 'boot file for iPXE running on BIOS; "script" sends the iPXE script' }),
+  bios_ipxe: Type.String({ description: 'boot file for iPXE running on BIOS (an iPXE ROM, undionly.kpxe); "script" sends the iPXE script, which loads kernel and initrd over HTTP' }),
   uefi_pxe: Type.String({ description: 'boot file for a UEFI x64 PXE ROM (arch 6/7/9)' }),
   uefi_ipxe: Type.String({ description: 'boot file for iPXE running on UEFI; "script" sends the iPXE script' }),
   arm64_pxe: Type.String({ description: 'boot file for a UEFI ARM64 PXE ROM (arch 11)' }),
   http_boot: Type.String({ description: 'path, relative to the HTTP root, for UEFI HTTP boot clients (arch 16/19)' }),
+  uefi_local: Type.String({
+    description: 'EFI image, relative to images_dir, that the iPXE script of a UEFI node sent to local boot chainloads over HTTP to find and start the boot loader on the node\'s own disk (kaboot stage2 build writes it); "" or a missing file: the script exits and the firmware tries its next boot option',
+  }),
 });
 
 export const Boot = closed({
@@ -161,11 +164,12 @@ export const defaults: KabootConfig = {
     append: 'console=tty0 console=ttyS0,115200 kamethod',
     files: {
       bios_pxe: 'pxelinux.0',
-      bios_ipxe: 'pxelinux.0',
+      bios_ipxe: 'script',
       uefi_pxe: 'ipxe.efi',
       uefi_ipxe: 'script',
       arm64_pxe: 'ipxe-arm64.efi',
       http_boot: 'ipxe.efi',
+      uefi_local: 'local-boot-x64.efi',
     },
     pxelinux: { reboot_time: 30, prompt_timeout: 50 },
   },

@@ -3,11 +3,12 @@
 // loaders as a fallback for names images_dir does not hold.
 import type { FastifyPluginAsync } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { dirname, basename } from 'node:path';
+import { dirname, basename, join } from 'node:path';
+import { statSync } from 'node:fs';
 import type { BootConfig } from '../config/schema.js';
 import type { NodeRegistry } from '../nodes/registry.js';
 import { normalizeMac } from '../nodes/registry.js';
-import { ipxeScript } from '../boot/ipxe-script.js';
+import { baseUrl, ipxeScript } from '../boot/ipxe-script.js';
 import { loaderPath } from '../boot/loaders.js';
 import { isInside } from '../util/contained-path.js';
 
@@ -22,6 +23,18 @@ export interface BootRouteDeps {
   recruit?: (mac: string) => boolean;
 }
 
+/** The local-boot EFI image's URL when images_dir holds it (checked per script, so a later `kaboot stage2 build` counts at once). */
+function localEfiUrl(imagesDir: string, file: string, base: string): string | undefined {
+  const rel = file.replace(/^\/+/, '');
+  if (!rel || rel.split('/').includes('..')) return undefined;
+  try {
+    if (!statSync(join(imagesDir, rel)).isFile()) return undefined;
+  } catch {
+    return undefined;
+  }
+  return `${base}/${rel.split('/').map(encodeURIComponent).join('/')}`;
+}
+
 export const bootRoutes: FastifyPluginAsync<BootRouteDeps> = async (app, deps) => {
   app.get<{ Params: { name: string } }>('/ipxe/:name', async (req, reply) => {
     const mac = normalizeMac(req.params.name.replace(/\.ipxe$/, ''));
@@ -31,8 +44,10 @@ export const bootRoutes: FastifyPluginAsync<BootRouteDeps> = async (app, deps) =
     const next = node?.next_boot ?? deps.boot.default;
     const server = req.socket.localAddress?.replace(/^::ffff:/, '') ?? req.hostname;
     const deployment = next === 'kamethod' ? deps.deploymentOf?.(mac) : undefined;
-    req.log.info({ mac, next_boot: next, client: req.ip, deployment: deployment?.id }, 'ipxe script');
-    return reply.type('text/plain').send(ipxeScript(deps.boot, next, { server, httpPort: deps.httpPort, ...(deployment ? { deployment } : {}) }, mac));
+    const at = { server, httpPort: deps.httpPort };
+    const uefiLocalUrl = next === 'local' ? localEfiUrl(deps.imagesDir, deps.boot.files.uefi_local, baseUrl(at)) : undefined;
+    req.log.info({ mac, next_boot: next, client: req.ip, deployment: deployment?.id, uefi_local: uefiLocalUrl }, 'ipxe script');
+    return reply.type('text/plain').send(ipxeScript(deps.boot, next, { ...at, ...(deployment ? { deployment } : {}) }, mac, { uefiLocalUrl }));
   });
 
   await app.register(fastifyStatic, {

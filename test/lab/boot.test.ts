@@ -1,4 +1,4 @@
-// The lab boots: a BIOS VM (SeaBIOS, iPXE ROM, pxelinux, TFTP) and a UEFI VM (OVMF,
+// The lab boots: a BIOS VM (SeaBIOS, iPXE ROM, iPXE script, HTTP) and a UEFI VM (OVMF,
 // iPXE ROM, iPXE script, HTTP) PXE-boot from `kaboot serve` under qemu TCG, inside a
 // namespace of their own, and their initrd reports the address kaboot's DHCP gave it.
 // All the work is in lab.sh, which can be run by hand; this file runs it and checks
@@ -37,7 +37,7 @@ function parseResult(stdout: string): LabResult | undefined {
 }
 
 const paths = [
-  { mode: 'bios', via: 'tftp' },
+  { mode: 'bios', via: 'http' },
   { mode: 'uefi', via: 'http' },
 ] as const;
 

@@ -2,8 +2,10 @@
 # The kaboot lab: PXE-boot a qemu VM (TCG, real firmware) from `kaboot serve`, all
 # inside a network namespace made for this run.
 #
-#   test/lab/lab.sh bios   SeaBIOS -> iPXE ROM (e1000) -> DHCP -> TFTP pxelinux.0
-#                          -> pxelinux.cfg -> kernel + initrd over TFTP
+#   test/lab/lab.sh bios   SeaBIOS -> iPXE ROM (e1000) -> DHCP -> iPXE script over
+#                          HTTP -> kernel + initrd over HTTP (boot.files.bios_ipxe: script)
+#                          LAB_BIOS_PXELINUX=1: -> TFTP pxelinux.0 -> pxelinux.cfg
+#                          -> kernel + initrd over TFTP (bios_ipxe: pxelinux.0)
 #   test/lab/lab.sh uefi   OVMF -> iPXE ROM (virtio-net) -> DHCP -> iPXE script over
 #                          HTTP -> kernel + initrd over HTTP
 #
@@ -23,6 +25,8 @@
 #   LAB_MEM      guest memory in MiB (default 512)
 #   LAB_IPV6_RA  1: an IPv6 router advertisement on the bridge (dnsmasq), so iPXE does
 #                not wait ~15 s for one (see docs/lab.md)
+#   LAB_BIOS_PXELINUX 1: BIOS through pxelinux and TFTP (the default before bios_ipxe
+#                became "script"), to compare
 #   LAB_CAPTURE  1: capture the bridge's traffic to <work>/lab.pcap (needs tcpdump; use with LAB_KEEP=1)
 #   KABOOT       the kaboot command (default: node <repo>/bin/kaboot.js)
 # Needs root, and the Debian packages qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux
@@ -132,6 +136,8 @@ nsx ip link set tap0 up
 
 # --- the server ---
 server_log="$work/server.log"
+bios_ipxe=script
+[[ "${LAB_BIOS_PXELINUX:-0}" == 1 ]] && bios_ipxe=pxelinux.0
 start_kaboot() {
   cat >"$work/kaboot.yaml" <<EOF
 # written by test/lab/lab.sh for one lab run
@@ -155,6 +161,8 @@ boot:
   pxelinux:
     reboot_time: 30
     prompt_timeout: 0
+  files:
+    bios_ipxe: $bios_ipxe
 log:
   level: debug
   pretty: false
@@ -284,7 +292,7 @@ uptime="$(sed -n 's/.* uptime=\([0-9.]*\).*/\1/p' <<<"$marker")"
 # The console shows which way the kernel and initrd came: pxelinux (TFTP only) prints
 # "Loading vmlinuz... ok"; iPXE prints each URL it fetches.
 console="$(tr -d '\r' <"$work/serial.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g')"
-if [[ $mode == bios ]]; then
+if [[ $mode == bios && ( $bios_ipxe == pxelinux.0 || $server_kind == dnsmasq ) ]]; then
   via=tftp
   grep -a -q '^pxelinux\.0 : ' <<<"$console" && grep -a -q 'Loading vmlinuz\.\.\. *ok' <<<"$console" \
     && grep -a -q 'Loading all\.rdz\.\.\. *ok' <<<"$console" \
@@ -292,7 +300,7 @@ if [[ $mode == bios ]]; then
 else
   via=http
   grep -a -q -E 'http://[^ ]+/vmlinuz\.\.\. ok' <<<"$console" && grep -a -q -E 'http://[^ ]+/all\.rdz\.\.\. ok' <<<"$console" \
-    || fail "UEFI boot did not load vmlinuz and all.rdz over HTTP from iPXE"
+    || fail "$mode boot did not load vmlinuz and all.rdz over HTTP from iPXE"
 fi
 cmdline="$(grep -a -m1 -o 'Command line: .*' <<<"$console" || true)"
 

@@ -24,11 +24,11 @@ const decide = (c: BootClient, n?: NodeRecord, b: BootConfig = boot): BootDecisi
 
 type Want = { file: string; via: 'tftp' | 'http'; pxelinux?: boolean; vendorClass?: string } | { none: RegExp };
 
-// Every architecture × firmware, with the defaults (bios_pxe pxelinux.0, bios_ipxe pxelinux.0,
+// Every architecture × firmware, with the defaults (bios_pxe pxelinux.0, bios_ipxe script,
 // uefi_pxe ipxe.efi, uefi_ipxe script, arm64_pxe ipxe-arm64.efi, http_boot ipxe.efi).
 const table: [number, 'pxe' | 'ipxe' | 'http', Want][] = [
   [0, 'pxe', { file: 'pxelinux.0', via: 'tftp', pxelinux: true }],
-  [0, 'ipxe', { file: 'pxelinux.0', via: 'tftp', pxelinux: true }],
+  [0, 'ipxe', { file: SCRIPT, via: 'http' }],
   [6, 'pxe', { file: 'ipxe.efi', via: 'tftp' }],
   [6, 'ipxe', { file: SCRIPT, via: 'http' }],
   [7, 'pxe', { file: 'ipxe.efi', via: 'tftp' }],
@@ -89,6 +89,12 @@ test('boot: bios_ipxe "script" gives the script URL; a BIOS PXE ROM gets undionl
   assert.ok(isBoot(rom) && rom.file === 'undionly.kpxe' && rom.via === 'tftp' && !rom.pxelinux);
   const ipxe = decide(client(0, 'ipxe'), node('local'), b);
   assert.ok(isBoot(ipxe) && ipxe.file === SCRIPT);
+});
+
+test('boot: bios_ipxe pxelinux.0 (the old default) still sends pxelinux over TFTP to iPXE on BIOS', () => {
+  const b: BootConfig = { ...boot, files: { ...boot.files, bios_ipxe: 'pxelinux.0' } };
+  const d = decide(client(0, 'ipxe'), node('kamethod'), b);
+  assert.ok(isBoot(d) && d.file === 'pxelinux.0' && d.via === 'tftp' && d.pxelinux);
 });
 
 test('boot: a PXE ROM cannot run "script" or a URL', () => {

@@ -42,11 +42,26 @@ test('iPXE script: kamethod loads kernel and initrd over HTTP with initrd= for U
   assert.match(p80, /kernel http:\/\/10\.0\.0\.1\/vmlinuz/);
 });
 
-test('iPXE script: local leaves iPXE for the disk', () => {
+test('iPXE script: local leaves iPXE for the disk (BIOS sanboot, UEFI exit when there is no local-boot image)', () => {
   const s = ipxeScript(defaults.boot, 'local', at, '52:54:00:12:34:56');
-  assert.match(s, /sanboot --no-describe --drive 0x80/);
-  assert.match(s, /exit/);
+  const lines = s.split('\n');
+  assert.equal(lines[0], '#!ipxe');
+  // BIOS goes to the first disk; UEFI jumps past it
+  assert.ok(lines.indexOf('iseq ${platform} efi && goto efi ||') < lines.indexOf('sanboot --no-describe --drive 0x80 ||'));
+  assert.ok(lines.indexOf('sanboot --no-describe --drive 0x80 ||') < lines.indexOf(':efi'));
+  assert.doesNotMatch(s, /^chain/m);
+  assert.equal(lines.filter(Boolean).at(-1), 'exit 1');
   assert.doesNotMatch(s, /^kernel/m);
+});
+
+test('iPXE script: local on UEFI chainloads the local-boot EFI image when there is one, then exits', () => {
+  const url = 'http://10.0.0.1:8080/local-boot-x64.efi';
+  const s = ipxeScript(defaults.boot, 'local', at, '52:54:00:12:34:56', { uefiLocalUrl: url });
+  const lines = s.split('\n');
+  const chain = lines.findIndex((l) => l.startsWith(`chain ${url} ||`));
+  assert.ok(chain > lines.indexOf(':efi'), s);
+  assert.equal(lines.filter(Boolean).at(-1), 'exit 1');
+  assert.ok(lines.indexOf('sanboot --no-describe --drive 0x80 ||') < lines.indexOf(':efi'), 'BIOS still sanboots');
 });
 
 test('Debian loaders by bare name only', () => {
