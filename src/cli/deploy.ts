@@ -14,7 +14,8 @@ export const deployUsage = `usage:
   --mac MAC            a node by MAC (repeat)
   -x DIR               do not copy DIR (repeat; a file system's mount point: formatted empty)
   -X DRIVE             leave DRIVE alone (repeat)
-  -m                   copy the golden's MBR boot code (the image must hold it)
+  -m [DRIVE]           copy the golden's MBR boot code (446 bytes) as the image recorded it
+                       (of golden drive DRIVE; to the node's DRIVE if -p names it, else its first drive)
   -M [DRIVE=]FILE      FILE (446 bytes) becomes the boot code of DRIVE's MBR
   -D [DRIVE:]N=FILE    partition N is copied byte for byte from FILE (a raw image on the appliance)
   -p DRIVE=DESCFILE    partition scheme of DRIVE (repeat); default: the image's, on the first disk
@@ -57,12 +58,44 @@ function readOrUsage(file: string, what: string): Buffer {
   }
 }
 
+/** Options of kaboot deploy that take a value: what follows them is not a positional. */
+const VALUE_OPTIONS = new Set(['-n', '--mac', '-x', '-X', '-M', '-D', '-p', '-d', '-r', '--session-wait', '--hostname-pattern', '--server', '--token', '--token-file', '--config', '-c', '--from', '--exclude', '--desc', '--desc-from', '--mbr', '--mbr-from', '--bootloader', '--name']);
+const DRIVE_RE = /^[a-z][a-z0-9]{0,31}$/;
+
+/**
+ * ka-d.sh's "-m [DRIVE]": parseArgs has no optional values, so "-m sda" becomes
+ * "--copy-mbr=sda" here. The word after -m is its DRIVE only when it looks like a drive
+ * name and the image is named elsewhere (kaboot deploy IMAGE -m sda, -m sda IMAGE);
+ * "kaboot deploy -m IMAGE" keeps IMAGE as the image.
+ */
+export function splitCopyMbr(argv: string[], imageless = false): string[] {
+  const positional = (i: number) => {
+    const a = argv[i]!;
+    return !a.startsWith('-') && !(i > 0 && VALUE_OPTIONS.has(argv[i - 1]!));
+  };
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-m' && i + 1 < argv.length && positional(i + 1) && DRIVE_RE.test(argv[i + 1]!)) {
+      const others = argv.some((_x, j) => j !== i + 1 && positional(j));
+      if (imageless || others) {
+        out.push(`--copy-mbr=${argv[i + 1]}`);
+        i++;
+        continue;
+      }
+    }
+    out.push(a);
+  }
+  return out;
+}
+
 export function requestFromArgs(argv: string[]): { request: DeploymentRequest; wait: boolean; target: { server?: string; token?: string; config?: string }; json: boolean } {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: splitCopyMbr(argv),
     allowPositionals: true,
     options: {
       ...common,
+      'copy-mbr': { type: 'string' },
       n: { type: 'string', short: 'n' },
       mac: { type: 'string', multiple: true },
       x: { type: 'string', short: 'x', multiple: true },
@@ -96,7 +129,10 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
   if (values.mac?.length) request.macs = values.mac;
   if (values.x?.length) request.exclude = values.x;
   if (values.X?.length) request.exclude_drives = values.X;
-  if (values.m) request.copy_mbr = true;
+  if (values['copy-mbr'] !== undefined) {
+    if (!DRIVE_RE.test(values['copy-mbr'])) throw new UsageError(`-m ${values['copy-mbr']}: not a drive name (sda, vda, nvme0n1)`);
+    request.copy_mbr = values['copy-mbr'];
+  } else if (values.m) request.copy_mbr = true;
   if (values.M) {
     const m = /^(?:([a-z][a-z0-9]*)=)?(.+)$/.exec(values.M)!;
     request.mbr = { ...(m[1] ? { drive: m[1] } : {}), base64: readOrUsage(m[2]!, '-M').toString('base64') };

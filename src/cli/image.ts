@@ -2,7 +2,6 @@
 // golden side of a network capture (push).
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { execa } from 'execa';
 import { UsageError } from './main.js';
 import { loadConfig } from '../config/load.js';
 import { ImageStore, ImageStoreError } from '../images/store.js';
@@ -10,8 +9,10 @@ import { captureLocal } from '../images/capture.js';
 import { pushImage } from '../images/push.js';
 import { CaptureError } from '../images/squashfs.js';
 import { ManifestError, type BootloaderName } from '../images/manifest.js';
-import { parseDesc, DescError } from '../images/desc.js';
-import { descFromDisk, DiskReadError } from '../images/desc-from-disk.js';
+import { DescError } from '../images/desc.js';
+import { DiskReadError } from '../images/desc-from-disk.js';
+import { readGoldenDisk } from '../images/golden.js';
+import { BootCodeError } from '../images/boot-code.js';
 
 const usage = `usage:
   kaboot image list                          [--config FILE | --images DIR]
@@ -25,6 +26,10 @@ const usage = `usage:
   --exclude PATH    leave PATH (relative to the root) out, as ka-d.sh -x did
   --desc FILE       partition scheme to record; default for --from /: the disk holding /
   --desc-from DEV   record the desc of DEV (kaboot desc from-disk DEV)
+                    (with a desc read from a disk, that disk's MBR boot code is recorded too)
+  --mbr-from DEV    record the MBR boot code (first 446 bytes) of DEV, for kaboot deploy -m
+  --mbr FILE        record FILE (446 bytes, or a 512-byte MBR sector) as the MBR boot code
+  --no-mbr          record no MBR boot code
   --bootloader B    grub-pc | grub-efi | extlinux (default: guessed from the files)
   --token-file F    read the token from F (state_dir/api-token on the appliance)`;
 
@@ -37,38 +42,6 @@ async function imagesDirOf(values: { config?: string; images?: string }): Promis
 
 const human = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`);
 
-/** The disk that holds / on this machine, when it is a partition of a disk. */
-async function rootDisk(): Promise<string | undefined> {
-  const src = await execa('findmnt', ['-n', '-o', 'SOURCE', '/'], { reject: false });
-  const dev = src.stdout.trim();
-  if (!dev.startsWith('/dev/')) return undefined;
-  const pk = await execa('lsblk', ['-n', '-o', 'PKNAME', dev], { reject: false });
-  const name = pk.stdout.trim().split('\n')[0];
-  return name ? `/dev/${name}` : undefined;
-}
-
-async function descOption(values: { desc?: string; 'desc-from'?: string }, from: string[], say: (m: string) => void): Promise<string | undefined> {
-  if (values.desc) {
-    const text = await readFile(values.desc, 'utf8');
-    parseDesc(text);
-    return text;
-  }
-  if (values['desc-from']) return descFromDisk(values['desc-from']);
-  if (from.includes('/')) {
-    const disk = await rootDisk();
-    if (!disk) {
-      say('no desc recorded: / is not on a partitioned disk (give --desc FILE)');
-      return undefined;
-    }
-    try {
-      return await descFromDisk(disk);
-    } catch (e) {
-      say(`no desc recorded: ${(e as Error).message}`);
-    }
-  }
-  return undefined;
-}
-
 export async function imageCommand(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
@@ -80,6 +53,9 @@ export async function imageCommand(argv: string[]): Promise<number> {
       exclude: { type: 'string', multiple: true },
       desc: { type: 'string' },
       'desc-from': { type: 'string' },
+      mbr: { type: 'string' },
+      'mbr-from': { type: 'string' },
+      'no-mbr': { type: 'boolean' },
       bootloader: { type: 'string' },
       to: { type: 'string' },
       token: { type: 'string' },
@@ -125,9 +101,10 @@ export async function imageCommand(argv: string[]): Promise<number> {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         try {
-          const desc = await descOption(values, values.from, say);
-          const m = await captureLocal(store, name, { from: values.from, exclude: values.exclude, desc, bootloader, signal: ac.signal, onProgress: say });
-          say(`image ${m.name} stored: ${m.filesystems.map((f) => `${f.mount} ${human(f.squashfs_bytes)}`).join(', ')}; bootloader ${m.bootloader}; kernels ${m.kernels.join(' ') || 'none'}`);
+          const disk = await readGoldenDisk(values, values.from);
+          disk.notes.forEach(say);
+          const m = await captureLocal(store, name, { from: values.from, exclude: values.exclude, desc: disk.desc, bootCode: disk.bootCode, bootloader, signal: ac.signal, onProgress: say });
+          say(`image ${m.name} stored: ${m.filesystems.map((f) => `${f.mount} ${human(f.squashfs_bytes)}`).join(', ')}; bootloader ${m.bootloader}; kernels ${m.kernels.join(' ') || 'none'}; MBR boot code ${m.boot_code?.map((b) => `of ${b.drive} (${b.source})`).join(', ') || 'none'}`);
           if (values.json) process.stdout.write(JSON.stringify(m, null, 2) + '\n');
           return 0;
         } finally {
@@ -139,8 +116,9 @@ export async function imageCommand(argv: string[]): Promise<number> {
         if (!name || !values.from?.length || !values.to) throw new UsageError(usage);
         const token = values.token ?? (values['token-file'] ? (await readFile(values['token-file'], 'utf8')).trim() : process.env.KABOOT_TOKEN);
         if (!token) throw new UsageError('push needs --token T, --token-file F or KABOOT_TOKEN');
-        const desc = await descOption(values, values.from, say);
-        const r = await pushImage({ url: values.to, token, name, from: values.from, exclude: values.exclude, desc, bootloader, onProgress: say });
+        const disk = await readGoldenDisk(values, values.from);
+        disk.notes.forEach(say);
+        const r = await pushImage({ url: values.to, token, name, from: values.from, exclude: values.exclude, desc: disk.desc, bootCode: disk.bootCode, bootloader, onProgress: say });
         const wire = Object.values(r.wireBytes).reduce((a, b) => a + b, 0);
         const used = r.manifest.filesystems.reduce((a, f) => a + f.bytes_used, 0);
         say(`image ${name} stored on ${values.to}: ${human(wire)} on the wire for ${human(used)} of file data`);
@@ -151,7 +129,7 @@ export async function imageCommand(argv: string[]): Promise<number> {
         throw new UsageError(usage);
     }
   } catch (e) {
-    if (e instanceof ImageStoreError || e instanceof CaptureError || e instanceof ManifestError || e instanceof DiskReadError) {
+    if (e instanceof ImageStoreError || e instanceof CaptureError || e instanceof ManifestError || e instanceof DiskReadError || e instanceof BootCodeError) {
       say(e.message);
       return e instanceof ImageStoreError && e.code === 'bad-name' ? 2 : 1;
     }

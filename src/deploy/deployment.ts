@@ -23,8 +23,12 @@ export const DeploymentRequest = Type.Object({
   exclude: Type.Optional(Type.Array(Type.String({ pattern: '^/', maxLength: 4096 }), { maxItems: 256 })),
   /** -X: drives left alone */
   exclude_drives: Type.Optional(Type.Array(Type.String({ pattern: DRIVE_PATTERN }), { maxItems: 32 })),
-  /** -m: copy the golden's MBR boot code (the image must hold it) */
-  copy_mbr: Type.Optional(Type.Boolean()),
+  /**
+   * -m [DRIVE]: copy the golden's MBR boot code (the image must hold it). true: the image's
+   * only (or "first") record; a drive name: the boot code of that golden drive. It goes to
+   * the deployment's drive of that name when there is one, else to the first drive.
+   */
+  copy_mbr: Type.Optional(Type.Union([Type.Boolean(), Type.String({ pattern: DRIVE_PATTERN })])),
   /** -M: this boot code (446 bytes, base64) goes to the first 446 bytes of the drive */
   mbr: Type.Optional(Type.Object({
     drive: Type.Optional(Type.String({ pattern: DRIVE_PATTERN })),

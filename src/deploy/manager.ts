@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
 import type { SessionResult } from '../ka/index.js';
-import { ImageStore } from '../images/store.js';
+import { ImageStore, ImageStoreError } from '../images/store.js';
 import { checkImageName, type ImageManifest } from '../images/manifest.js';
 import { normalizeMac, type NodeRecord, type NodeRegistry, type NodeState } from '../nodes/registry.js';
 import { formatLogLine, type NodeLogs } from '../nodes/node-logs.js';
@@ -20,7 +20,7 @@ import {
   type DeployNode, type Deployment,
 } from './deployment.js';
 import { DeploymentStore } from './store.js';
-import { buildPlan, deploymentLayout, hostnameFor, PolicyError, type Firmware, type PlanSessions } from './policy.js';
+import { bootCodeFor, buildPlan, deploymentLayout, hostnameFor, PolicyError, type Firmware, type PlanSessions } from './policy.js';
 import { planSessions, sessionSources, sha256OfFile, startSessions, SessionSetupError, type RunningSession } from './sessions.js';
 import { summaryRows } from './summary.js';
 import { CommandQueue } from './commands.js';
@@ -132,7 +132,7 @@ export class DeploymentManager {
       const first = [...Value.Errors(DeploymentRequest, body)][0];
       throw new DeployError('bad-request', `not a deployment request: ${first ? `${first.path || '/'} ${first.message}` : 'wrong shape'}`);
     }
-    const req: DeploymentRequest = body;
+    let req: DeploymentRequest = body;
     if ((req.macs === undefined) === (req.count === undefined)) throw new DeployError('bad-request', 'give the nodes either by MAC (--mac, "macs") or by number (-n, "count"), not both or neither');
     const macs = (req.macs ?? []).map((m) => normalizeMac(m)!);
     const dup = macs.find((m, i) => macs.indexOf(m) !== i);
@@ -146,6 +146,14 @@ export class DeploymentManager {
     let layout;
     try {
       layout = deploymentLayout(image, req);
+      if (req.copy_mbr) {
+        // -m becomes what -M FILE is: the image's stored boot code, sent by the kambr session
+        const choice = bootCodeFor(image, req, layout.drives);
+        const bytes = await this.bootCodeBytes(image, req, choice.record.drive);
+        const { copy_mbr: _m, ...rest } = req;
+        req = { ...rest, mbr: { drive: choice.drive, base64: bytes.toString('base64') } };
+        layout.notes.push(`-m: the MBR boot code of the golden's ${choice.record.drive} (${choice.record.source}) goes to ${choice.drive}`);
+      }
       // every firmware must get a plan: check it now rather than when a node asks
       const dummy = dummySessions(image, layout.sent, req, layout.drives[0]!.device);
       for (const firmware of ['bios', 'uefi'] as const) buildPlan({ deployment: 'check', image, request: req, mac: '00:00:00:00:00:00', firmware, sessions: dummy });
@@ -323,6 +331,16 @@ export class DeploymentManager {
   }
 
   // ---- internals ----
+
+  /** The stored boot code of a golden drive, checked against its sha256. */
+  private async bootCodeBytes(image: ImageManifest, _req: DeploymentRequest, drive: string): Promise<Buffer> {
+    try {
+      return await this.images.bootCode(image, drive);
+    } catch (e) {
+      if (e instanceof ImageStoreError) throw new PolicyError(`-m: ${e.message}`);
+      throw e;
+    }
+  }
 
   private readonly imageCache = new Map<string, ImageManifest>();
 

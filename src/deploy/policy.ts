@@ -4,7 +4,7 @@
 // raw (-D), the MBR (-m/-M), the bootloader (-r) and the host name. No I/O here.
 import { parseDesc, DescError, type DescPlan, type DescPartition } from '../images/desc.js';
 import { checkPlanHoldsImage } from '../images/layout.js';
-import type { ImageManifest } from '../images/manifest.js';
+import type { BootCodeRecord, ImageManifest } from '../images/manifest.js';
 import type { BootloaderPlan, DeployPlan, DiskPlan, FilesystemPlan, SessionRef } from './plan.js';
 import type { DeploymentRequest } from './deployment.js';
 import { GPT } from '../images/part-types.js';
@@ -204,7 +204,7 @@ export function deploymentLayout(image: ImageManifest, req: DeploymentRequest): 
     if (!p || p.kind === 'extended') throw new PolicyError(`-D ${drive}${r.partition}: ${d.origin} has no partition ${r.partition} to copy into`);
     if (p.mount) throw new PolicyError(`-D ${drive}${r.partition}: that partition mounts at ${p.mount} and is filled from the image; a raw copy would overwrite it`);
   }
-  if (req.copy_mbr) throw new PolicyError(`-m: image ${image.name} holds no MBR boot code (kaboot image capture does not record it); give the 446 bytes with -M FILE (on the golden: dd if=/dev/sda of=mbr.bin bs=446 count=1)`);
+  if (req.copy_mbr) bootCodeFor(image, req, kept);
   if (req.mbr) {
     const bytes = Buffer.from(req.mbr.base64, 'base64');
     if (bytes.length !== 446) throw new PolicyError(`-M: an MBR boot code file must be 446 bytes long, this one has ${bytes.length}`);
@@ -214,6 +214,35 @@ export function deploymentLayout(image: ImageManifest, req: DeploymentRequest): 
   const sent = image.filesystems.flatMap((f, i) => (keptMounts.has(f.mount) && !whole.has(f.mount) ? [i] : []));
   for (const m of whole) notes.push(`${m} excluded whole (-x): formatted empty`);
   return { drives: kept, skipped, sent, notes };
+}
+
+/** Which stored boot code -m copies, and to which drive of the deployment. */
+export interface BootCodeChoice {
+  record: BootCodeRecord;
+  /** a DiskPlan device of the deployment */
+  drive: string;
+}
+
+/**
+ * -m [DRIVE]: the boot code of golden drive DRIVE (default: the image's only record, or the
+ * one of the drive "first"), written to the deployment's drive of the same name if there
+ * is one, else to the first drive. -m with -M is refused: two sources for the same bytes.
+ */
+export function bootCodeFor(image: ImageManifest, req: DeploymentRequest, drives: Pick<DriveDesc, 'device'>[]): BootCodeChoice {
+  const named = typeof req.copy_mbr === 'string' ? req.copy_mbr : undefined;
+  const flag = named ? `-m ${named}` : '-m';
+  if (req.mbr) throw new PolicyError(`${flag} and -M both give the MBR boot code: choose one`);
+  const records = image.boot_code ?? [];
+  if (records.length === 0) {
+    throw new PolicyError(`${flag}: image ${image.name} holds no MBR boot code. Capture the golden again so that it is recorded (kaboot image capture/push read it from the disk they read the desc from, or take --mbr-from DEV or --mbr FILE), or give the 446 bytes with -M FILE (on the golden: dd if=/dev/sda of=mbr.bin bs=446 count=1)`);
+  }
+  const record = named
+    ? records.find((r) => r.drive === named) ?? (records.length === 1 ? records[0] : undefined)
+    : records.length === 1 ? records[0] : records.find((r) => r.drive === 'first');
+  if (!record) throw new PolicyError(`${flag}: image ${image.name} holds the boot code of ${records.map((r) => r.drive).join(', ')}: name one (-m DRIVE)`);
+  const drive = drives.find((d) => d.device === (named ?? record.drive))?.device ?? drives[0]?.device;
+  if (!drive) throw new PolicyError(`${flag}: the deployment has no drive`);
+  return { record, drive };
 }
 
 /** -r "grub --with=ata_piix": the bootloader and the initramfs options. */

@@ -11,6 +11,7 @@ import type { ImageStore, FilesystemMeta } from './store.js';
 import type { ImageManifest, BootloaderName } from './manifest.js';
 import { MOUNT_RE } from './manifest.js';
 import { CaptureError } from './squashfs.js';
+import type { BootCode } from './boot-code.js';
 
 export interface CaptureSource extends FilesystemMeta {
   /** where the tree is readable here */
@@ -122,6 +123,8 @@ export interface CaptureOptions {
   exclude?: string[];
   desc?: string;
   bootloader?: BootloaderName;
+  /** MBR boot code of the golden's drives (kaboot deploy -m) */
+  bootCode?: BootCode[];
   signal?: AbortSignal;
   onProgress?: (msg: string) => void;
 }
@@ -143,7 +146,8 @@ export async function captureLocal(store: ImageStore, name: string, opts: Captur
     }
     return await staging.commit({
       source: { kind: 'local', host: hostname(), paths: sources.map((s) => `${s.mount}=${s.dir}`) },
-      desc: opts.desc, bootloader: opts.bootloader, warnings,
+      desc: opts.desc, bootloader: opts.bootloader, warnings: [...warnings, ...(opts.bootCode ?? []).flatMap((b) => b.warnings)],
+      ...(opts.bootCode?.length ? { bootCode: opts.bootCode } : {}),
     });
   } catch (e) {
     await staging.abort();

@@ -13,6 +13,7 @@ import { requireToken } from '../http/auth.js';
 import { ImageStore, ImageStoreError, type Staging } from './store.js';
 import { CaptureError } from './squashfs.js';
 import { Bootloader, IMAGE_NAME_RE, MOUNT_RE, ManifestError } from './manifest.js';
+import { sha256Hex } from './boot-code.js';
 
 export interface ImageRoutesOptions {
   imagesDir: string;
@@ -34,6 +35,13 @@ const CommitBody = Type.Object({
   bootloader: Type.Optional(Bootloader),
   expect: Type.Record(Type.String(), Type.String({ pattern: '^[0-9a-f]{64}$' })),
   warnings: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 100 })),
+  /** MBR boot code per golden drive: 446 bytes in base64, and their sha256 as the golden read them */
+  boot_code: Type.Optional(Type.Array(Type.Object({
+    drive: Type.String({ pattern: '^[a-z][a-z0-9]{0,31}$' }),
+    source: Type.String({ maxLength: 4096 }),
+    base64: Type.String({ maxLength: 1024 }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  }, { additionalProperties: false }), { maxItems: 32 })),
 }, { additionalProperties: false });
 
 interface OpenCapture { staging: Staging; touched: number }
@@ -163,9 +171,15 @@ export const imageRoutes: FastifyPluginAsync<ImageRoutesOptions> = async (app, o
         const expected = Object.keys(req.body.expect).sort();
         const got = [...c.staging.mounts].sort();
         if (expected.join('\n') !== got.join('\n')) throw new ImageStoreError('bad-request', `the sender sent ${expected.join(', ') || 'nothing'}, the appliance received ${got.join(', ') || 'nothing'}`);
+        const bootCode = (req.body.boot_code ?? []).map((b) => {
+          const bytes = Buffer.from(b.base64, 'base64');
+          if (sha256Hex(bytes) !== b.sha256) throw new ImageStoreError('bad-request', `boot code of ${b.drive}: the golden read sha256 ${b.sha256}, the appliance received ${sha256Hex(bytes)}`);
+          return { drive: b.drive, source: b.source, bytes };
+        });
         const manifest = await c.staging.commit({
           source: { kind: 'push', host: req.body.source.host ?? req.ip, paths: req.body.source.paths },
           desc: req.body.desc, bootloader: req.body.bootloader, expect: req.body.expect, warnings: req.body.warnings,
+          ...(bootCode.length ? { bootCode } : {}),
         });
         captures.delete(req.query.capture);
         req.log.info({ image: manifest.name, filesystems: manifest.filesystems.length }, 'image captured');

@@ -31,12 +31,27 @@ export const FilesystemRecord = Type.Object({
 }, { additionalProperties: false });
 export type FilesystemRecord = Static<typeof FilesystemRecord>;
 
+/** The first 446 bytes of a golden drive (its MBR boot code, never the partition table): what ka-d.sh -m copies. */
+export const BootCodeRecord = Type.Object({
+  /** the golden drive's kernel name (sda, vda, nvme0n1): -m DRIVE takes the record of that name */
+  drive: Type.String({ pattern: '^[a-z][a-z0-9]{0,31}$' }),
+  /** the device it was read from, or the file given */
+  source: Type.String(),
+  /** side file below the image folder: mbr/<drive>.bin */
+  file: Type.String({ pattern: '^mbr/[a-z][a-z0-9]{0,31}\\.bin$' }),
+  sha256: Sha256,
+}, { additionalProperties: false });
+export type BootCodeRecord = Static<typeof BootCodeRecord>;
+
+export const BOOT_CODE_BYTES = 446;
+
 export const ImageManifest = Type.Object({
   format: Type.Literal(1),
   name: Type.String({ pattern: IMAGE_NAME_RE.source }),
   created: Type.String({ description: 'ISO 8601' }),
   source: Type.Object({
-    kind: Type.Union([Type.Literal('local'), Type.Literal('push')]),
+    /** live: a deployment's golden streaming as it goes (never stored as such) */
+    kind: Type.Union([Type.Literal('local'), Type.Literal('push'), Type.Literal('live')]),
     host: Type.Optional(Type.String()),
     paths: Type.Array(Type.String()),
   }, { additionalProperties: false }),
@@ -45,6 +60,8 @@ export const ImageManifest = Type.Object({
   bootloader: Bootloader,
   kernels: Type.Array(Type.String(), { description: 'versions found in lib/modules and boot/vmlinuz-*' }),
   fstab: Type.Optional(Type.String({ description: "the golden's etc/fstab" })),
+  /** MBR boot code per golden drive (kaboot deploy -m) */
+  boot_code: Type.Optional(Type.Array(BootCodeRecord, { maxItems: 32 })),
   warnings: Type.Array(Type.String()),
 }, { additionalProperties: false });
 export type ImageManifest = Static<typeof ImageManifest>;

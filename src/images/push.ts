@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { resolveSources, spawnTar } from './capture.js';
 import { CaptureError } from './squashfs.js';
 import type { BootloaderName, FilesystemRecord, ImageManifest } from './manifest.js';
+import { sha256Hex, type BootCode } from './boot-code.js';
 
 export interface PushOptions {
   url: string;
@@ -20,6 +21,8 @@ export interface PushOptions {
   exclude?: string[];
   desc?: string;
   bootloader?: BootloaderName;
+  /** MBR boot code of the golden's drives, sent with the commit (446 bytes each, with their sha256) */
+  bootCode?: BootCode[];
   /** zstd level; 3 keeps up with a gigabit link on one core */
   level?: number;
   onProgress?: (msg: string) => void;
@@ -108,7 +111,8 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       ...(opts.desc ? { desc: opts.desc } : {}),
       ...(opts.bootloader ? { bootloader: opts.bootloader } : {}),
       expect,
-      warnings,
+      warnings: [...warnings, ...(opts.bootCode ?? []).flatMap((b) => b.warnings)],
+      ...(opts.bootCode?.length ? { boot_code: opts.bootCode.map((b) => ({ drive: b.drive, source: b.source, base64: b.bytes.toString('base64'), sha256: sha256Hex(b.bytes) })) } : {}),
     }));
     if (commit.status !== 201) throw new CaptureError(`the appliance did not store the image (${commit.status}): ${messageOf(commit.json)}`);
     return { manifest: commit.json as ImageManifest, wireBytes };

@@ -16,6 +16,7 @@ import {
 import { tarToSquashfs, sha256File, CaptureError, type TarIngest } from './squashfs.js';
 import { fanOut } from './fan-out.js';
 import { numericAcl, parseIdFile } from './acl.js';
+import { checkBootCode, sha256Hex, type BootCode } from './boot-code.js';
 
 export class ImageStoreError extends Error {
   override name = 'ImageStoreError';
@@ -49,6 +50,8 @@ export interface CommitMeta {
   /** expected tar sha256 per mount point, from the sender */
   expect?: Record<string, string>;
   warnings?: string[];
+  /** MBR boot code per golden drive (side files mbr/<drive>.bin) */
+  bootCode?: Pick<BootCode, 'drive' | 'source' | 'bytes'>[];
 }
 
 const pidAlive = (pid: number) => {
@@ -99,7 +102,7 @@ export class ImageStore {
 
   /** Absolute path of a file of an image, for serving it; only names from its manifest. */
   fileOf(name: string, manifest: ImageManifest, rel: string): string {
-    const known = manifest.filesystems.flatMap((f) => [f.squashfs, f.stream, f.acl_file]).includes(rel) || rel === 'manifest.json';
+    const known = [...manifest.filesystems.flatMap((f) => [f.squashfs, f.stream, f.acl_file]), ...(manifest.boot_code ?? []).map((b) => b.file)].includes(rel) || rel === 'manifest.json';
     if (!known) throw new ImageStoreError('not-found', `image ${name} has no file ${rel}`);
     return join(this.dirOf(name), rel);
   }
@@ -134,6 +137,15 @@ export class ImageStore {
       throw e;
     }
     return parseManifest(text, `image ${name}`);
+  }
+
+  /** The stored boot code of a golden drive, checked against the manifest's sha256. */
+  async bootCode(manifest: ImageManifest, drive: string): Promise<Buffer> {
+    const rec = manifest.boot_code?.find((b) => b.drive === drive);
+    if (!rec) throw new ImageStoreError('not-found', `image ${manifest.name} holds no boot code of drive ${drive}`);
+    const bytes = await readFile(this.fileOf(manifest.name, manifest, rec.file));
+    if (sha256Hex(bytes) !== rec.sha256) throw new ImageStoreError('bad-request', `image ${manifest.name}: ${rec.file} does not have the sha256 its manifest says (the store is damaged)`);
+    return bytes;
   }
 
   async remove(name: string): Promise<boolean> {
@@ -292,6 +304,25 @@ export class Staging {
       const { text, unknown } = numericAcl(await readFile(path, 'utf8'), users, groups);
       await writeFileAtomic(path, text);
       if (unknown.length) manifest.warnings.push(`${f.mount}: ACL entries name ${unknown.join(', ')}, unknown to the golden's etc/passwd and etc/group: kept by name`);
+    }
+    if (meta.bootCode?.length) {
+      const drives = new Set<string>();
+      await mkdir(join(this.dir, 'mbr'), { recursive: true });
+      manifest.boot_code = [];
+      for (const b of meta.bootCode) {
+        if (!/^[a-z][a-z0-9]{0,31}$/.test(b.drive)) throw new ImageStoreError('bad-request', `boot code of ${JSON.stringify(b.drive)}: not a drive name (sda, vda, nvme0n1)`);
+        if (drives.has(b.drive)) throw new ImageStoreError('bad-request', `boot code of drive ${b.drive} given twice`);
+        drives.add(b.drive);
+        try {
+          checkBootCode(b.bytes, b.source);
+        } catch (e) {
+          throw new ImageStoreError('bad-request', (e as Error).message);
+        }
+        const file = `mbr/${b.drive}.bin`;
+        await writeFileAtomic(join(this.dir, file), b.bytes);
+        manifest.boot_code.push({ drive: b.drive, source: b.source, file, sha256: sha256Hex(b.bytes) });
+      }
+      await fsyncDir(join(this.dir, 'mbr'));
     }
     await writeFileAtomic(join(this.dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     await fsyncDir(join(this.dir, 'fs'));

@@ -7,7 +7,7 @@ import type { ImageManifest, FilesystemRecord } from '../../src/images/manifest.
 import { parsePlan } from '../../src/deploy/plan.js';
 import type { DeploymentRequest } from '../../src/deploy/deployment.js';
 import {
-  buildPlan, bootloaderFor, deploymentLayout, descForFirmware, excludesPerFilesystem, hostnameFor, PolicyError, type PlanSessions,
+  buildPlan, bootCodeFor, bootloaderFor, deploymentLayout, descForFirmware, excludesPerFilesystem, hostnameFor, PolicyError, type PlanSessions,
 } from '../../src/deploy/policy.js';
 
 const H = 'a'.repeat(64);
@@ -161,7 +161,7 @@ test('requests the image cannot meet are refused with what to do', () => {
   assert.throws(() => deploymentLayout(image(), req({ descs: [{ drive: 'sda', desc: 'linux 10 ext4 /\nlinux fill ext4 /home\n' }] })), /too small for \//);
   assert.throws(() => deploymentLayout(image({ desc: undefined }), req()), /holds no partition scheme: give one with -p/);
   assert.throws(() => deploymentLayout(image(), req({ exclude_drives: ['first'] })), /leaves no drive/);
-  assert.throws(() => deploymentLayout(image(), req({ copy_mbr: true })), /-m: .* -M FILE/);
+  assert.throws(() => deploymentLayout(image(), req({ copy_mbr: true })), /-m: image gold holds no MBR boot code\. Capture the golden again .*--mbr-from DEV.* -M FILE/);
   assert.throws(() => deploymentLayout(image(), req({ mbr: { base64: Buffer.alloc(512).toString('base64') } })), /446 bytes long, this one has 512/);
   assert.throws(() => deploymentLayout(image(), req({ descs: [{ drive: 'sda', desc: 'linux 3000 ext4 /\nlinux fill ext4 /home\n' }, { drive: 'sda', desc: 'linux fill\n' }] })), /twice/);
   assert.throws(() => deploymentLayout(image(), req({ descs: [{ drive: 'sda', desc: 'linux 3000 ext4 /\nbogus fill\n' }] })), /desc for sda: line 2, column 1/);
@@ -199,4 +199,21 @@ test('host names from a pattern', () => {
   assert.equal(hostnameFor('n-{mac}', 1, '52:54:00:00:00:01'), 'n-52-54-00-00-00-01');
   assert.equal(hostnameFor(undefined, 1, '52:54:00:00:00:01'), undefined);
   assert.throws(() => hostnameFor('-{n}', 1, '52:54:00:00:00:01'), /not a host name/);
+});
+
+test('-m [DRIVE]: the image\'s boot code of that golden drive, to the deployment drive of that name or the first', () => {
+  const rec = (drive: string) => ({ drive, source: `/dev/${drive}`, file: `mbr/${drive}.bin`, sha256: H });
+  const one = image({ boot_code: [rec('sda')] });
+  const first = [{ device: 'first' }];
+  assert.deepEqual(bootCodeFor(one, req({ copy_mbr: true }), first), { record: rec('sda'), drive: 'first' });
+  assert.deepEqual(bootCodeFor(one, req({ copy_mbr: 'sda' }), first), { record: rec('sda'), drive: 'first' }, 'the only record, to the first drive');
+  assert.deepEqual(bootCodeFor(one, req({ copy_mbr: 'sda' }), [{ device: 'sdb' }, { device: 'sda' }]), { record: rec('sda'), drive: 'sda' }, 'to the drive of the same name');
+  const two = image({ boot_code: [rec('sda'), rec('sdb')] });
+  assert.deepEqual(bootCodeFor(two, req({ copy_mbr: 'sdb' }), first).record, rec('sdb'));
+  assert.throws(() => bootCodeFor(two, req({ copy_mbr: true }), first), /holds the boot code of sda, sdb: name one \(-m DRIVE\)/);
+  assert.throws(() => bootCodeFor(two, req({ copy_mbr: 'sdc' }), first), /-m sdc: .* sda, sdb/);
+  assert.throws(() => bootCodeFor(one, req({ copy_mbr: true, mbr: { base64: Buffer.alloc(446).toString('base64') } }), first), /-m and -M both/);
+  assert.throws(() => deploymentLayout(one, req({ copy_mbr: true, mbr: { base64: Buffer.alloc(446).toString('base64') } })), /-m and -M both/);
+  // with the image's record the layout is accepted (the manager turns -m into the kambr session of -M)
+  assert.doesNotThrow(() => deploymentLayout(one, req({ copy_mbr: true })));
 });

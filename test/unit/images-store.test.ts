@@ -82,3 +82,51 @@ test('a broken manifest is listed as broken, not thrown', async () => {
   assert.match(only?.error ?? '', /image bad: /);
   assert.throws(() => parseManifest('nope', 'x'), ManifestError);
 });
+
+test('boot code: a side file per golden drive, in the manifest with its sha256, read back checked', async () => {
+  const { createHash } = await import('node:crypto');
+  const { readFile: rf, writeFile: wf } = await import('node:fs/promises');
+  const store = await ImageStore.open(join(work, 'images-mbr'));
+  const code = Buffer.alloc(446);
+  for (let i = 0; i < code.length; i++) code[i] = (i * 7 + 3) & 0xff;
+  const s = await store.begin('mbr');
+  await s.addFilesystem({ tar: Readable.from([await tinyTar()]) }, { mount: '/' });
+  const m = await s.commit({ source: { kind: 'local', paths: [] }, bootCode: [{ drive: 'sda', source: '/dev/sda', bytes: code }] });
+  assert.deepEqual(m.boot_code, [{ drive: 'sda', source: '/dev/sda', file: 'mbr/sda.bin', sha256: createHash('sha256').update(code).digest('hex') }]);
+  assert.deepEqual(parseManifest(await rf(join(store.root, 'mbr', 'manifest.json'), 'utf8'), 'x').boot_code, m.boot_code);
+  assert.deepEqual(await rf(join(store.root, 'mbr', 'mbr/sda.bin')), code);
+  assert.deepEqual(await store.bootCode(m, 'sda'), code);
+  assert.equal(store.fileOf('mbr', m, 'mbr/sda.bin'), join(store.root, 'mbr', 'mbr/sda.bin'));
+  await assert.rejects(store.bootCode(m, 'sdb'), /no boot code of drive sdb/);
+  await wf(join(store.root, 'mbr', 'mbr/sda.bin'), Buffer.alloc(446, 1));
+  await assert.rejects(store.bootCode(m, 'sda'), /does not have the sha256/);
+
+  const bad = await store.begin('mbr-bad');
+  await bad.addFilesystem({ tar: Readable.from([await tinyTar()]) }, { mount: '/' });
+  await assert.rejects(bad.commit({ source: { kind: 'local', paths: [] }, bootCode: [{ drive: 'sda', source: 'x', bytes: Buffer.alloc(512) }] }), /must be 446 bytes, got 512/);
+  await assert.rejects(bad.commit({ source: { kind: 'local', paths: [] }, bootCode: [{ drive: '../x', source: 'x', bytes: code }] }), /not a drive name/);
+  await bad.abort();
+  assert.deepEqual((await store.list()).map((i) => i.name), ['mbr']);
+});
+
+test('boot code read from a disk image: the first 446 bytes, never the partition table', async () => {
+  const { readBootCode, bootCodeFromFile, driveNameOf } = await import('../../src/images/boot-code.js');
+  const { writeFile: wf } = await import('node:fs/promises');
+  const disk = join(work, 'disk.img');
+  const sector = Buffer.alloc(1024, 0x11);
+  sector[510] = 0x55;
+  sector[511] = 0xaa;
+  await wf(disk, sector);
+  const b = await readBootCode(disk);
+  assert.equal(b.drive, 'first', 'a file name is no drive name');
+  assert.deepEqual(b.bytes, Buffer.alloc(446, 0x11));
+  assert.deepEqual(b.warnings, []);
+  assert.equal(driveNameOf('/dev/nvme0n1'), 'nvme0n1');
+  const raw = join(work, 'mbr512.bin');
+  await wf(raw, Buffer.concat([Buffer.alloc(446, 0), Buffer.alloc(66, 0x22)]));
+  const f = await bootCodeFromFile(raw);
+  assert.deepEqual(f.bytes, Buffer.alloc(446, 0));
+  assert.match(f.warnings.join(), /all zero/);
+  await wf(raw, Buffer.alloc(100));
+  await assert.rejects(bootCodeFromFile(raw), /expected 446 bytes/);
+});
