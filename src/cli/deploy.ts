@@ -5,9 +5,20 @@ import { UsageError } from './main.js';
 import { ApiError, apiRequest, resolveTarget, type ApiTarget } from '../deploy/api-client.js';
 import { MAC_PATTERN, type Deployment, type DeploymentRequest } from '../deploy/deployment.js';
 import { formatDeployment } from '../deploy/summary.js';
+import { hostname } from 'node:os';
+import { liveImageName } from '../deploy/live.js';
+import { runLiveGolden, LiveGoldenError } from '../deploy/live-golden.js';
+import type { GoldenDiskOptions } from '../images/golden.js';
+import type { BootloaderName } from '../images/manifest.js';
+import { CaptureError } from '../images/squashfs.js';
+import { BootCodeError } from '../images/boot-code.js';
+import { DiskReadError } from '../images/desc-from-disk.js';
+import { DescError } from '../images/desc.js';
 
 export const deployUsage = `usage:
   kaboot deploy IMAGE (-n N | --mac MAC ...) [options]   start a deployment
+  kaboot deploy --live --server URL --token-file F (-n N | --mac MAC ...) [--from / ...] [options]
+                       on the golden: it is the source, streaming its file systems as the nodes want them
   kaboot deploy list | show ID | cancel ID
 
   -n N                 the next N nodes that PXE boot and that the registry does not know
@@ -27,7 +38,15 @@ export const deployUsage = `usage:
   --wait               print the nodes' progress until the deployment ends; exit 1 if a node failed
   --server URL         kaboot serve's HTTP address (default http://127.0.0.1:<http.port of --config>)
   --token T | --config FILE   the API token, or the appliance config whose state_dir holds api-token
-  --json               print JSON`;
+  --json               print JSON
+  --token-file F       read the API token from F
+
+  with --live (on the golden, read as kaboot image push reads it):
+  --from DIR | MOUNT=DIR  the golden's trees (default /, with the file systems mounted below it)
+  --desc FILE | --desc-from DEV   partition scheme (default: the disk holding /)
+  --mbr FILE | --mbr-from DEV | --no-mbr   MBR boot code for -m (default: that disk's)
+  --bootloader B       grub-pc | grub-efi | extlinux (default: guessed from the files)
+  --name NAME          what the deployment calls the golden (live-<host name>)`;
 
 const common = {
   server: { type: 'string' },
@@ -89,12 +108,30 @@ export function splitCopyMbr(argv: string[], imageless = false): string[] {
   return out;
 }
 
-export function requestFromArgs(argv: string[]): { request: DeploymentRequest; wait: boolean; target: { server?: string; token?: string; config?: string }; json: boolean } {
+export interface LiveArgs {
+  from: string[];
+  disk: GoldenDiskOptions;
+  bootloader?: BootloaderName;
+}
+
+const BOOTLOADERS = ['grub-pc', 'grub-efi', 'extlinux'];
+
+export function requestFromArgs(argv: string[]): { request: DeploymentRequest; wait: boolean; target: { server?: string; token?: string; config?: string }; json: boolean; live?: LiveArgs } {
   const { values, positionals } = parseArgs({
-    args: splitCopyMbr(argv),
+    args: splitCopyMbr(argv, argv.includes('--live')),
     allowPositionals: true,
     options: {
       ...common,
+      'token-file': { type: 'string' },
+      live: { type: 'boolean' },
+      name: { type: 'string' },
+      from: { type: 'string', multiple: true },
+      desc: { type: 'string' },
+      'desc-from': { type: 'string' },
+      mbr: { type: 'string' },
+      'mbr-from': { type: 'string' },
+      'no-mbr': { type: 'boolean' },
+      bootloader: { type: 'string' },
       'copy-mbr': { type: 'string' },
       n: { type: 'string', short: 'n' },
       mac: { type: 'string', multiple: true },
@@ -112,9 +149,24 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
       wait: { type: 'boolean' },
     },
   });
-  const [image, ...extra] = positionals;
-  if (!image) throw new UsageError(`deploy: which image?\n\n${deployUsage}`);
-  if (extra.length) throw new UsageError(`deploy: unexpected ${JSON.stringify(extra[0])}`);
+  let image: string | undefined;
+  let live: LiveArgs | undefined;
+  const liveOnly = (['name', 'from', 'desc', 'desc-from', 'mbr', 'mbr-from', 'no-mbr', 'bootloader'] as const).filter((k) => values[k] !== undefined);
+  if (values.live) {
+    if (positionals.length) throw new UsageError(`deploy --live: the golden is the source, no IMAGE (got ${JSON.stringify(positionals[0])}); --name NAME names it`);
+    image = values.name ?? liveImageName(hostname());
+    if (values.bootloader !== undefined && !BOOTLOADERS.includes(values.bootloader)) throw new UsageError(`--bootloader must be one of ${BOOTLOADERS.join(', ')}`);
+    live = {
+      from: values.from?.length ? values.from : ['/'],
+      disk: { desc: values.desc, 'desc-from': values['desc-from'], mbr: values.mbr, 'mbr-from': values['mbr-from'], 'no-mbr': values['no-mbr'] },
+      ...(values.bootloader ? { bootloader: values.bootloader as BootloaderName } : {}),
+    };
+  } else {
+    if (liveOnly.length) throw new UsageError(`deploy: --${liveOnly[0]} is for --live (run on the golden)`);
+    [image] = positionals;
+    if (!image) throw new UsageError(`deploy: which image?\n\n${deployUsage}`);
+    if (positionals.length > 1) throw new UsageError(`deploy: unexpected ${JSON.stringify(positionals[1])}`);
+  }
   const num = (v: string | undefined, what: string, min: number) => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -152,7 +204,9 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
   if (values.r) request.bootloader = parseBootloader(values.r);
   if (values['hostname-pattern']) request.hostname_pattern = values['hostname-pattern'];
   if (values['no-reboot']) request.reboot = false;
-  return { request, wait: !!values.wait, target: { server: values.server, token: values.token, config: values.config }, json: !!values.json };
+  let token = values.token;
+  if (!token && values['token-file']) token = readOrUsage(values['token-file'], '--token-file').toString('utf8').trim();
+  return { request, wait: !!values.wait, target: { server: values.server, token, config: values.config }, json: !!values.json, ...(live ? { live } : {}) };
 }
 
 async function waitForDeployment(t: ApiTarget, id: string, out: (s: string) => void): Promise<Deployment> {
@@ -168,6 +222,36 @@ async function waitForDeployment(t: ApiTarget, id: string, out: (s: string) => v
     }
     if (d.state !== 'waiting' && d.state !== 'running') return d;
     await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** kaboot deploy --live: on the golden, create the deployment and stream its file systems when asked. */
+async function liveDeploy(t: ApiTarget, request: DeploymentRequest, live: LiveArgs, wait: boolean, json: boolean): Promise<number> {
+  const say = (m: string) => process.stderr.write(`kaboot: ${m}\n`);
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const d = await runLiveGolden({ target: t, request, from: live.from, disk: live.disk, ...(live.bootloader ? { bootloader: live.bootloader } : {}), say, signal: ac.signal });
+    if (json && !wait) process.stdout.write(JSON.stringify(d, null, 2) + '\n');
+    if (!wait) return 0;
+    const end = await waitForDeployment(t, d.id, (s) => process.stdout.write(s));
+    process.stdout.write(json ? JSON.stringify(end, null, 2) + '\n' : formatDeployment(end));
+    return end.state === 'done' ? 0 : 1;
+  } catch (e) {
+    if (e instanceof LiveGoldenError || e instanceof CaptureError || e instanceof BootCodeError || e instanceof DiskReadError) {
+      say(`deploy --live: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof DescError) {
+      say(`deploy --live: desc: ${e.message}`);
+      return 65;
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
   }
 }
 
@@ -194,8 +278,9 @@ export async function deployCommand(argv: string[]): Promise<number> {
       out(values.json ? JSON.stringify(body, null, 2) + '\n' : formatDeployment(body));
       return 0;
     }
-    const { request, wait, target, json } = requestFromArgs(argv);
+    const { request, wait, target, json, live } = requestFromArgs(argv);
     const t = resolveTarget(target);
+    if (live) return await liveDeploy(t, request, live, wait, json);
     const { body: d } = await apiRequest<Deployment>(t, 'POST', '/api/deployments', request);
     out(json ? JSON.stringify(d, null, 2) + '\n' : `deployment ${d.id} created: image ${d.image}, ${d.recruiting ? `the next ${d.want} unknown nodes that PXE boot` : `${d.nodes.length} nodes (${d.nodes.map((n) => n.mac).join(', ')})`}, sessions ${d.sessions.map((s) => s.name).join(', ')}\n`);
     if (!wait) return 0;

@@ -3,6 +3,7 @@
 // send; the record is what state_dir/deployments/<id>.json holds.
 import { randomBytes } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
+import { Bootloader, MOUNT_RE } from '../images/manifest.js';
 
 export const MAC_PATTERN = '^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$';
 /** a disk as the node's kernel names it (sda, vda, nvme0n1), or "first" */
@@ -14,8 +15,44 @@ export const BootloaderRequest = Type.Object({
   options: Type.Optional(Type.String({ maxLength: 1024 })),
 }, { additionalProperties: false });
 
+/** One file system of a live golden, as `kaboot deploy --live` found it (findmnt/blkid). */
+export const LiveFilesystem = Type.Object({
+  mount: Type.String({ pattern: MOUNT_RE.source, maxLength: 4096 }),
+  fstype: Type.String({ pattern: '^[a-z0-9_.]{1,32}$' }),
+  label: Type.Optional(Type.String({ maxLength: 255 })),
+  uuid: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f-]{1,64}$' })),
+}, { additionalProperties: false });
+
+/**
+ * A golden that is the live source of the deployment (the seed's ka-d.sh on the golden):
+ * its layout comes with the request, its file systems' tar streams come later, one
+ * upload per kainstall session, when that session starts (POST /deployments/:id/live/:session).
+ */
+export const LiveSource = Type.Object({
+  host: Type.String({ minLength: 1, maxLength: 255 }),
+  /** MOUNT=DIR pairs as read on the golden, for the record */
+  paths: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 }),
+  filesystems: Type.Array(LiveFilesystem, { minItems: 1, maxItems: 32 }),
+  /** the golden's partition scheme (desc format); -p may give others */
+  desc: Type.Optional(Type.String({ minLength: 1, maxLength: 64 * 1024 })),
+  bootloader: Bootloader,
+  kernels: Type.Array(Type.String({ maxLength: 255 }), { maxItems: 64 }),
+  fstab: Type.Optional(Type.String({ maxLength: 64 * 1024 })),
+  /** MBR boot code per golden drive (for -m): 446 bytes in base64, with their sha256 */
+  boot_code: Type.Optional(Type.Array(Type.Object({
+    drive: Type.String({ pattern: DRIVE_PATTERN }),
+    source: Type.String({ maxLength: 4096 }),
+    base64: Type.String({ maxLength: 1024 }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  }, { additionalProperties: false }), { maxItems: 32 })),
+}, { additionalProperties: false });
+export type LiveSource = Static<typeof LiveSource>;
+
 export const DeploymentRequest = Type.Object({
+  /** the stored image; with live: the name the live golden goes by (live-<host>) */
   image: Type.String({ minLength: 1, maxLength: 64 }),
+  /** the golden streams its file systems itself (kaboot deploy --live): no stored image */
+  live: Type.Optional(LiveSource),
   /** the nodes, by MAC; or count: the next N unknown nodes that PXE boot */
   macs: Type.Optional(Type.Array(Type.String({ pattern: MAC_PATTERN }), { minItems: 1, maxItems: 4096 })),
   count: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),

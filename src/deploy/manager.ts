@@ -25,6 +25,9 @@ import { planSessions, sessionSources, sha256OfFile, startSessions, SessionSetup
 import { summaryRows } from './summary.js';
 import { CommandQueue } from './commands.js';
 import type { DeployPlan } from './plan.js';
+import type { IncomingMessage } from 'node:http';
+import { liveBootCode, liveManifest } from './live.js';
+import { LiveFeedError, type FeedStatus } from './live-feed.js';
 
 export class DeployError extends Error {
   override name = 'DeployError';
@@ -51,6 +54,18 @@ const DEFAULT_WAIT_S = 120;
 interface Runtime {
   sessions: RunningSession[];
   closing: boolean;
+  /** live deployments: the last poll or upload of the golden (ms epoch) */
+  goldenSeenAt?: number;
+}
+
+/** A live golden that neither polls nor uploads for this long while its streams are still wanted is gone. */
+export const GOLDEN_SILENCE_MS = 90_000;
+
+export interface LiveStatus {
+  id: string;
+  state: Deployment['state'];
+  message?: string;
+  feeds: FeedStatus[];
 }
 
 export class DeploymentManager {
@@ -139,7 +154,15 @@ export class DeploymentManager {
     if (dup) throw new DeployError('bad-request', `MAC ${dup} is named twice`);
     const badName = checkImageName(req.image);
     if (badName) throw new DeployError('bad-request', badName);
-    const image = await this.images.get(req.image);
+    let image: ImageManifest | undefined;
+    if (req.live) {
+      try {
+        image = liveManifest(req.image, req.live);
+      } catch (e) {
+        if (e instanceof PolicyError) throw new DeployError('bad-request', e.message);
+        throw e;
+      }
+    } else image = await this.images.get(req.image);
     if (!image) throw new DeployError('bad-request', `no image ${req.image} in the store (kaboot image list)`);
     const stage2 = await this.stage2();
 
@@ -204,8 +227,17 @@ export class DeploymentManager {
     };
     this.deployments.set(id, d);
     this.imageCache.set(id, image);
-    this.runtimes.set(id, { sessions: running, closing: false });
-    for (const r of running) void r.session.result.then((res) => this.onSessionResult(d, r, res));
+    this.runtimes.set(id, { sessions: running, closing: false, ...(req.live ? { goldenSeenAt: Date.now() } : {}) });
+    for (const r of running) {
+      void r.session.result.then((res) => this.onSessionResult(d, r, res));
+      const feed = r.feed;
+      if (!feed) continue;
+      feed.onFailed((msg) => {
+        log.warn({ session: r.record.name, mount: feed.mount, err: msg }, 'live source failed');
+        void r.session.close(msg);
+      });
+      void r.session.result.then((res) => feed.abort(`session ${res.session} ended${res.sourceError ? ` (${res.sourceError})` : ''} before the golden's stream of ${feed.mount}`));
+    }
     this.store.save(d);
     for (const mac of macs) this.enlist(d, mac);
     log.info({ image: image.name, nodes: macs, count: req.count, sessions: running.map((r) => ({ name: r.record.name, port: r.record.port, bytes: r.record.bytes })) }, 'deployment created');
@@ -305,6 +337,79 @@ export class DeploymentManager {
     return this.deps.nodes.get(m) ?? rec;
   }
 
+  // ---- a live golden ----
+
+  private liveRuntime(id: string): { d: Deployment; rt?: Runtime } {
+    const d = this.deployments.get(id);
+    if (!d) throw new DeployError('not-found', `no deployment ${id}`);
+    if (!d.request.live) throw new DeployError('bad-request', `deployment ${id} has no live source (it deploys image ${d.image})`);
+    return { d, rt: this.runtimes.get(id) };
+  }
+
+  /** What the live golden is asked for: each file system's feed, wanted once its session started. */
+  liveStatus(id: string): LiveStatus {
+    const { d, rt } = this.liveRuntime(id);
+    if (rt) rt.goldenSeenAt = Date.now();
+    this.markWanted(rt);
+    const feeds = (rt?.sessions ?? []).flatMap((r) => (r.feed ? [r.feed.status()] : []));
+    // after the end, the record says how each stream went
+    const past = rt ? [] : d.sessions.filter((x) => x.source.startsWith('live:')).map((x): FeedStatus => ({ session: x.name, mount: x.source.slice(5), state: x.ok ? 'done' : 'failed', bytes: x.bytes }));
+    return { id, state: d.state, ...(d.message ? { message: d.message } : {}), feeds: rt ? feeds : past };
+  }
+
+  /** Long poll: answers once a feed is wanted, the deployment ended, or waitMs passed. */
+  async waitLive(id: string, waitMs: number, signal?: AbortSignal): Promise<LiveStatus> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const st = this.liveStatus(id);
+      if (!isActive(this.deployments.get(id)!) || st.feeds.some((f) => f.state === 'wanted') || Date.now() >= until || signal?.aborted) return st;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** The golden's upload of one file system, into its session. */
+  async feedLive(id: string, session: string, body: IncomingMessage): Promise<{ bytes: number; sha256: string }> {
+    const { d, rt } = this.liveRuntime(id);
+    if (!isActive(d) || !rt) throw new DeployError('conflict', `deployment ${id} is ${d.state}${d.message ? `: ${d.message}` : ''}`);
+    const r = rt.sessions.find((x) => x.record.name === session);
+    if (!r?.feed) throw new DeployError('not-found', `deployment ${id} has no live session ${session} (live sessions: ${rt.sessions.filter((x) => x.feed).map((x) => x.record.name).join(', ')})`);
+    rt.goldenSeenAt = Date.now();
+    const log = this.deps.logger.child({ deployment: id, session });
+    log.info({ mount: r.feed.mount, state: r.feed.state }, 'live golden uploads a file system');
+    const touch = setInterval(() => (rt.goldenSeenAt = Date.now()), 5000);
+    try {
+      const res = await r.feed.feed(body);
+      log.info({ mount: r.feed.mount, bytes: res.bytes, sha256: res.sha256 }, 'live golden upload received');
+      return res;
+    } catch (e) {
+      if (e instanceof LiveFeedError) throw new DeployError('conflict', e.message);
+      throw e;
+    } finally {
+      clearInterval(touch);
+      rt.goldenSeenAt = Date.now();
+    }
+  }
+
+  private markWanted(rt: Runtime | undefined): void {
+    for (const r of rt?.sessions ?? []) if (r.feed && r.session.stats().state !== 'waiting') r.feed.want();
+  }
+
+  /** A live golden that went silent while streams are still wanted: its sessions fail, and with them the nodes. */
+  private checkGolden(d: Deployment, rt: Runtime, now: number): void {
+    if (rt.goldenSeenAt === undefined || now - rt.goldenSeenAt < GOLDEN_SILENCE_MS) return;
+    const waiting = rt.sessions.filter((r) => r.feed && (r.feed.state === 'idle' || r.feed.state === 'wanted') && !r.result);
+    if (!waiting.length) return;
+    const msg = `the live golden ${d.request.live?.host ?? ''} has not been heard from for ${Math.round((now - rt.goldenSeenAt) / 1000)} s (kaboot deploy --live stopped?): no stream for ${waiting.map((r) => r.feed!.mount).join(', ')}`;
+    rt.goldenSeenAt = undefined;
+    this.deps.logger.warn({ deployment: d.id }, msg);
+    d.message = msg;
+    this.store.save(d);
+    for (const r of waiting) {
+      r.feed!.abort(msg);
+      void r.session.close(msg);
+    }
+  }
+
   async cancel(id: string): Promise<Deployment> {
     const d = this.deployments.get(id);
     if (!d) throw new DeployError('not-found', `no deployment ${id}`);
@@ -332,8 +437,13 @@ export class DeploymentManager {
 
   // ---- internals ----
 
-  /** The stored boot code of a golden drive, checked against its sha256. */
-  private async bootCodeBytes(image: ImageManifest, _req: DeploymentRequest, drive: string): Promise<Buffer> {
+  /** The stored boot code of a golden drive, checked against its sha256 (a live golden's came with its request). */
+  private async bootCodeBytes(image: ImageManifest, req: DeploymentRequest, drive: string): Promise<Buffer> {
+    if (req.live) {
+      const code = liveBootCode(req.live).find((b) => b.drive === drive);
+      if (!code) throw new PolicyError(`-m: the live golden sent no boot code of drive ${drive}`);
+      return code.bytes;
+    }
     try {
       return await this.images.bootCode(image, drive);
     } catch (e) {
@@ -365,6 +475,8 @@ export class DeploymentManager {
     for (const [id, rt] of this.runtimes) {
       const d = this.deployments.get(id);
       if (!d || !isActive(d) || rt.closing) continue;
+      this.markWanted(rt);
+      this.checkGolden(d, rt, now);
       for (const r of rt.sessions) {
         if (r.result) continue;
         const st = r.session.stats();
@@ -390,6 +502,11 @@ export class DeploymentManager {
   private onSessionResult(d: Deployment, r: RunningSession, res: SessionResult): void {
     r.result = res;
     r.record.ok = res.ok;
+    if (r.feed && res.digest) {
+      // a live stream's size and digest are known now
+      r.record.bytes = res.total;
+      r.record.sha256 = res.digest;
+    }
     const rt = this.runtimes.get(d.id);
     if (!rt || rt.closing || !isActive(d)) {
       this.store.save(d);
@@ -407,7 +524,7 @@ export class DeploymentManager {
       n.bytes = (n.bytes ?? 0) + s.bytes;
       n.receive_ms = (n.receive_ms ?? 0) + (s.durationMs ?? 0);
       n.rate = n.receive_ms > 0 ? Math.round((n.bytes * 1000) / n.receive_ms) : 0;
-      if (!s.ok && !nodeDone(n)) this.failNode(d, n, res.session, `session ${res.session}: ${s.error ?? (s.digestOk === false ? 'wrong digest' : `consumer exit ${s.exitCode}`)}`, now);
+      if (!s.ok && !nodeDone(n)) this.failNode(d, n, res.session, `session ${res.session}: ${s.error ?? (res.sourceError ? res.sourceError : s.digestOk === false ? 'wrong digest' : `consumer exit ${s.exitCode}`)}`, now);
     }
     // a node that has not joined by now never can: the session is over
     if (d.recruiting) {

@@ -15,6 +15,13 @@ export const SessionRef = Type.Object({
   /** bytes of the stream and its SHA-256, so the node can say what it expects */
   bytes: Type.Integer({ minimum: 0 }),
   sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  /**
+   * the stream comes live from the golden (kaboot deploy --live): its size and digest are
+   * not known when the plan is made, so bytes is 0 and sha256 64 zeros. The node relies on
+   * the KA digest (the coordinator's SHA-256 of what it sent, checked by the node) and on
+   * its consumer's exit status; the appliance checked the golden's own SHA-256 of the upload.
+   */
+  live: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export type SessionRef = Static<typeof SessionRef>;
 

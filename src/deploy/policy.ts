@@ -317,7 +317,8 @@ export function buildPlan(inp: PlanInputs): { plan: DeployPlan; notes: string[] 
         ...(label ? { label } : {}),
         ...(session ? { session } : {}),
         exclude: session && p.mount ? below.get(p.mount) ?? [] : [],
-        ...(session && rec ? { files: rec.files, bytes_used: rec.bytes_used } : {}),
+        // a live golden's counts are not known before its stream: verify relies on the KA digest and tar's status
+        ...(session && rec && image.source.kind !== 'live' ? { files: rec.files, bytes_used: rec.bytes_used } : {}),
         ...(session && rec?.acl_file && rec.acl_entries > 0 ? { acl_url: `/store/${image.name}/${rec.acl_file}` } : {}),
       });
     }

@@ -1,6 +1,7 @@
 // The KA sessions of a deployment, run inside `kaboot serve`: getstage2 (stage2.sqfs),
 // kainstall1..k (one per file system sent, its zstd tar stream from the image store),
 // karaw-* (-D: a raw partition, zstd-compressed once into the spool) and kambr (-M).
+// A live deployment's kainstall sessions read a LiveFeed instead of a stored stream.
 // Every coordinator takes ephemeral ports and no UDP discovery: the plan names the port.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -13,6 +14,8 @@ import { newSessionSecret, type DeploymentRequest, type SessionRecord } from './
 import type { ImageManifest } from '../images/manifest.js';
 import type { SessionRef } from './plan.js';
 import type { PlanSessions } from './policy.js';
+import { LiveFeed } from './live-feed.js';
+import { ZERO_SHA256 } from './live.js';
 
 export async function sha256OfFile(file: string): Promise<string> {
   const h = createHash('sha256');
@@ -26,6 +29,8 @@ export interface SessionSource {
   file: string;
   bytes: number;
   sha256: string;
+  /** a live golden's file system: the stream comes with its upload (bytes and sha256 are 0 until then) */
+  live?: { mount: string };
   /** what it carries, to find it again when a plan is built */
   carries: { kind: 'stage2' } | { kind: 'fs'; index: number } | { kind: 'raw'; key: string } | { kind: 'mbr' };
 }
@@ -46,7 +51,8 @@ export async function sessionSources(inp: SourceInputs): Promise<SessionSource[]
   const out: SessionSource[] = [{ name: 'getstage2', ...inp.stage2, carries: { kind: 'stage2' } }];
   inp.sent.forEach((index, k) => {
     const fs = inp.image.filesystems[index]!;
-    out.push({ name: `kainstall${k + 1}`, file: inp.imageFile(fs.stream), bytes: fs.stream_bytes, sha256: fs.stream_sha256, carries: { kind: 'fs', index } });
+    if (inp.image.source.kind === 'live') out.push({ name: `kainstall${k + 1}`, file: fs.stream, bytes: 0, sha256: ZERO_SHA256, live: { mount: fs.mount }, carries: { kind: 'fs', index } });
+    else out.push({ name: `kainstall${k + 1}`, file: inp.imageFile(fs.stream), bytes: fs.stream_bytes, sha256: fs.stream_sha256, carries: { kind: 'fs', index } });
   });
   if ((inp.request.raw ?? []).length || inp.request.mbr) await mkdir(inp.spoolDir, { recursive: true });
   for (const r of inp.request.raw ?? []) {
@@ -73,6 +79,8 @@ export interface RunningSession {
   source: SessionSource;
   record: SessionRecord;
   session: Session;
+  /** the live golden's upload into this session */
+  feed?: LiveFeed;
   /** when the first node joined while it waited (ms epoch) */
   firstJoinAt?: number;
   result?: SessionResult;
@@ -92,12 +100,13 @@ export async function startSessions(sources: SessionSource[], opts: StartOptions
   try {
     for (const source of sources) {
       const secret = newSessionSecret();
+      const feed = source.live ? new LiveFeed(source.name, source.live.mount) : undefined;
       const session = await startSession({
         session: source.name,
         secret,
         expectedNodes: opts.expectedNodes,
         releaseDelayMs: opts.releaseDelayMs,
-        source: { file: source.file },
+        source: feed ? { stream: feed.stream } : { file: source.file },
         controlPort: 0,
         dataPort: 0,
         discoveryPort: null,
@@ -105,7 +114,7 @@ export async function startSessions(sources: SessionSource[], opts: StartOptions
         ...(opts.bindHost ? { bindHost: opts.bindHost } : {}),
         logger: opts.logger.child({ session: source.name }),
       });
-      running.push({ source, session, record: { name: source.name, port: session.controlPort, secret, bytes: source.bytes, sha256: source.sha256, source: source.file } });
+      running.push({ source, session, ...(feed ? { feed } : {}), record: { name: source.name, port: session.controlPort, secret, bytes: source.bytes, sha256: source.sha256, source: source.file } });
     }
   } catch (e) {
     await Promise.all(running.map((r) => r.session.close('deployment setup failed').catch(() => undefined)));
@@ -115,7 +124,9 @@ export async function startSessions(sources: SessionSource[], opts: StartOptions
 }
 
 export function planSessions(running: RunningSession[]): PlanSessions {
-  const ref = (r: RunningSession): SessionRef => ({ name: r.record.name, port: r.record.port, secret: r.record.secret, bytes: r.record.bytes, sha256: r.record.sha256 });
+  const ref = (r: RunningSession): SessionRef => r.feed
+    ? { name: r.record.name, port: r.record.port, secret: r.record.secret, bytes: 0, sha256: ZERO_SHA256, live: true }
+    : { name: r.record.name, port: r.record.port, secret: r.record.secret, bytes: r.record.bytes, sha256: r.record.sha256 };
   const stage2 = running.find((r) => r.source.carries.kind === 'stage2');
   if (!stage2) throw new Error('a deployment without its getstage2 session');
   const out: PlanSessions = { stage2: ref(stage2), filesystems: new Map(), raw: new Map() };

@@ -2,6 +2,10 @@
 //   POST   /deployments                      (API token) DeploymentRequest → 201 the deployment
 //   GET    /deployments, /deployments/:id    (API token)
 //   DELETE /deployments/:id                  (API token) cancel
+//   GET    /deployments/:id/live?wait=20     (API token) a live golden's long poll → {state, feeds}
+//   POST   /deployments/:id/live/:session    (API token) body: the golden's zstd tar stream of that
+//                                            file system (application/zstd, chunked, trailer
+//                                            x-kaboot-sha256), read as fast as the session sends
 //   GET    /nodes/:mac/plan?firmware=bios|uefi            (node) → DeployPlan
 //   POST   /nodes/:mac/exec {argv, timeout_s?}            (API token) → 201 {id}
 //   GET    /nodes/:mac/commands?wait=20                   (node) → 200 {id, argv, timeout_s} | 204
@@ -34,6 +38,8 @@ const ExecBody = Type.Object({
 }, { additionalProperties: false });
 const ResultBody = Type.Object({ exit_code: Type.Integer({ minimum: -1, maximum: 255 }) }, { additionalProperties: false });
 
+const LiveParams = Type.Object({ id: Type.String({ pattern: '^d-[0-9]{14}-[0-9a-f]{4}$' }), session: Type.String({ pattern: '^kainstall[0-9]{1,3}$' }) });
+
 const MAX_WAIT_S = 60;
 
 function sendError(reply: FastifyReply, e: unknown) {
@@ -59,6 +65,41 @@ export const deployRoutes: FastifyPluginAsync<DeployRouteDeps> = async (app, dep
   });
 
   app.get('/deployments', { preHandler: api }, async () => ({ deployments: dm.list().map(publicView) }));
+
+  // a live golden's uploads stay streams: never buffered, no size limit, no timeout
+  app.addContentTypeParser('application/zstd', (_req, payload, done) => done(null, payload));
+
+  app.get<{ Params: Static<typeof IdParam>; Querystring: Static<typeof WaitQuery> }>(
+    '/deployments/:id/live',
+    { preHandler: api, schema: { params: IdParam, querystring: WaitQuery } },
+    async (req, reply) => {
+      const ac = new AbortController();
+      const onClose = () => ac.abort();
+      req.raw.once('close', onClose);
+      try {
+        return await dm.waitLive(req.params.id, Math.min(MAX_WAIT_S, Number(req.query.wait ?? 0)) * 1000, ac.signal);
+      } catch (e) {
+        return sendError(reply, e);
+      } finally {
+        req.raw.off('close', onClose);
+      }
+    },
+  );
+
+  app.post<{ Params: Static<typeof LiveParams> }>(
+    '/deployments/:id/live/:session',
+    { preHandler: api, schema: { params: LiveParams } },
+    async (req, reply) => {
+      try {
+        if (req.headers['content-type'] !== 'application/zstd') throw new DeployError('bad-request', 'send the file system as application/zstd (tar | zstd, as kaboot deploy --live does)');
+        return await dm.feedLive(req.params.id, req.params.session, req.raw);
+      } catch (e) {
+        // the body may be unread: answer, then close the connection rather than read it
+        reply.header('connection', 'close');
+        return sendError(reply, e);
+      }
+    },
+  );
 
   app.get<{ Params: Static<typeof IdParam> }>('/deployments/:id', { preHandler: api, schema: { params: IdParam } }, async (req, reply) => {
     const d = dm.get(req.params.id);

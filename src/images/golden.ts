@@ -2,11 +2,13 @@
 // the MBR boot code, from --desc FILE / --desc-from DEV / --mbr FILE / --mbr-from DEV, or
 // by default from the disk that holds / when the golden's root is /. Shared by
 // `kaboot image capture`, `kaboot image push` and `kaboot deploy --live`.
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseDesc } from './desc.js';
 import { descFromDisk } from './desc-from-disk.js';
 import { bootCodeFromFile, readBootCode, type BootCode } from './boot-code.js';
+import { chooseBootloader, type BootloaderHint, type BootloaderName } from './manifest.js';
 
 export interface GoldenDiskOptions {
   desc?: string;
@@ -81,4 +83,47 @@ export async function readGoldenDisk(o: GoldenDiskOptions, from: string[]): Prom
     }
   }
   return { desc, bootCode, notes };
+}
+
+/** A tree of the golden and its mount point (capture.ts CaptureSource). */
+export interface GoldenTree {
+  mount: string;
+  dir: string;
+  fstype?: string;
+}
+
+/** Where an absolute path of the golden is readable here: in the tree of the deepest mount point that holds it. */
+export function pathInTrees(trees: GoldenTree[], abs: string): string | undefined {
+  const owner = trees
+    .filter((t) => t.mount === '/' || abs === t.mount || abs.startsWith(t.mount + '/'))
+    .sort((a, b) => b.mount.length - a.mount.length)[0];
+  if (!owner) return undefined;
+  const rel = owner.mount === '/' ? abs.slice(1) : abs.slice(owner.mount.length + 1);
+  return rel ? join(owner.dir, rel) : owner.dir;
+}
+
+const exists = (p: string | undefined) => (p ? stat(p).then(() => true, () => false) : Promise.resolve(false));
+const list = (p: string | undefined) => (p ? readdir(p).catch(() => [] as string[]) : Promise.resolve([] as string[]));
+
+/**
+ * What a capture learns from the tar stream (capture.ts, squashfs.ts), read from the
+ * trees themselves for a live golden, whose stream comes only later: the bootloader by
+ * the same signs, the kernels, etc/fstab.
+ */
+export async function treeFacts(trees: GoldenTree[]): Promise<{ bootloader: BootloaderName; kernels: string[]; fstab?: string }> {
+  const at = (abs: string) => pathInTrees(trees, abs);
+  const hints = new Set<BootloaderHint>();
+  if (await exists(at('/boot/grub/i386-pc'))) hints.add('grub-pc');
+  for (const arch of ['x86_64-efi', 'i386-efi', 'arm64-efi']) if (await exists(at(`/boot/grub/${arch}`))) hints.add('grub-efi');
+  for (const vendor of await list(at('/boot/efi/EFI'))) {
+    if ((await list(at(`/boot/efi/EFI/${vendor}`))).some((f) => /^grub[a-z0-9]*\.efi$/i.test(f))) hints.add('grub-efi');
+  }
+  if (await exists(at('/boot/extlinux/extlinux.conf')) || await exists(at('/boot/syslinux/syslinux.conf'))) hints.add('extlinux');
+  const esp = trees.some((t) => t.mount === '/boot/efi' || t.fstype === 'vfat');
+  const kernels = new Set<string>();
+  for (const d of ['/lib/modules', '/usr/lib/modules']) for (const k of await list(at(d))) kernels.add(k);
+  for (const f of await list(at('/boot'))) if (f.startsWith('vmlinuz-')) kernels.add(f.slice('vmlinuz-'.length));
+  const fstabPath = at('/etc/fstab');
+  const fstab = fstabPath ? await readFile(fstabPath, 'utf8').catch(() => undefined) : undefined;
+  return { bootloader: chooseBootloader(hints, esp), kernels: [...kernels].sort(), ...(fstab !== undefined ? { fstab } : {}) };
 }

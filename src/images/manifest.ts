@@ -66,6 +66,16 @@ export const ImageManifest = Type.Object({
 }, { additionalProperties: false });
 export type ImageManifest = Static<typeof ImageManifest>;
 
+export type BootloaderHint = 'grub-pc' | 'grub-efi' | 'extlinux';
+
+/** The golden's bootloader from what its files show: GRUB for EFI when it has an ESP (or no BIOS GRUB), else BIOS GRUB, else extlinux. */
+export function chooseBootloader(hints: Set<BootloaderHint>, hasEsp: boolean): BootloaderName {
+  if (hints.has('grub-efi') && (hasEsp || !hints.has('grub-pc'))) return 'grub-efi';
+  if (hints.has('grub-pc')) return 'grub-pc';
+  if (hints.has('extlinux')) return 'extlinux';
+  return 'unknown';
+}
+
 export class ManifestError extends Error {
   override name = 'ManifestError';
 }

@@ -11,7 +11,7 @@ import { createWriteStream } from 'node:fs';
 import { execa } from 'execa';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import {
-  type ImageManifest, type FilesystemRecord, type BootloaderName, parseManifest, checkImageName, squashfsFileName, MOUNT_RE,
+  type ImageManifest, type FilesystemRecord, type BootloaderName, parseManifest, chooseBootloader, checkImageName, squashfsFileName, MOUNT_RE,
 } from './manifest.js';
 import { tarToSquashfs, sha256File, CaptureError, type TarIngest } from './squashfs.js';
 import { fanOut } from './fan-out.js';
@@ -282,7 +282,7 @@ export class Staging {
     const fstab = this.ingests.map((g) => g.kept.get('/etc/fstab')).find((b) => b !== undefined);
     const hints = new Set(this.ingests.flatMap((g) => [...g.bootloaderHints]));
     const esp = this.filesystems.some((f) => f.mount === '/boot/efi' || f.fstype === 'vfat');
-    const guessed: BootloaderName = hints.has('grub-efi') && (esp || !hints.has('grub-pc')) ? 'grub-efi' : hints.has('grub-pc') ? 'grub-pc' : hints.has('extlinux') ? 'extlinux' : 'unknown';
+    const guessed: BootloaderName = chooseBootloader(hints, esp);
     const manifest: ImageManifest = {
       format: 1,
       name: this.name,
