@@ -524,7 +524,7 @@ export class DeploymentManager {
       n.bytes = (n.bytes ?? 0) + s.bytes;
       n.receive_ms = (n.receive_ms ?? 0) + (s.durationMs ?? 0);
       n.rate = n.receive_ms > 0 ? Math.round((n.bytes * 1000) / n.receive_ms) : 0;
-      if (!s.ok && !nodeDone(n)) this.failNode(d, n, res.session, `session ${res.session}: ${s.error ?? (res.sourceError ? res.sourceError : s.digestOk === false ? 'wrong digest' : `consumer exit ${s.exitCode}`)}`, now);
+      if (!s.ok && !nodeDone(n)) this.failNode(d, n, res.session, `session ${res.session}: ${res.sourceError ?? s.error ?? (s.digestOk === false ? 'wrong digest' : `consumer exit ${s.exitCode}`)}`, now);
     }
     // a node that has not joined by now never can: the session is over
     if (d.recruiting) {

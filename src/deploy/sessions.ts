@@ -54,7 +54,8 @@ export async function sessionSources(inp: SourceInputs): Promise<SessionSource[]
     if (inp.image.source.kind === 'live') out.push({ name: `kainstall${k + 1}`, file: fs.stream, bytes: 0, sha256: ZERO_SHA256, live: { mount: fs.mount }, carries: { kind: 'fs', index } });
     else out.push({ name: `kainstall${k + 1}`, file: inp.imageFile(fs.stream), bytes: fs.stream_bytes, sha256: fs.stream_sha256, carries: { kind: 'fs', index } });
   });
-  if ((inp.request.raw ?? []).length || inp.request.mbr) await mkdir(inp.spoolDir, { recursive: true });
+  // -D and -M write their files there; a live session's coordinator spools the golden's stream there
+  if ((inp.request.raw ?? []).length || inp.request.mbr || out.some((s) => s.live)) await mkdir(inp.spoolDir, { recursive: true });
   for (const r of inp.request.raw ?? []) {
     const drive = r.drive ?? inp.firstDrive;
     const st = await stat(r.file).catch(() => undefined);
