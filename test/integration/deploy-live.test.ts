@@ -137,7 +137,7 @@ async function receiver(node: Host, mac: string, dest: string): Promise<void> {
     if (!fs.session) continue;
     assert.equal(fs.session.live, true, 'a live session says so');
     assert.equal(fs.files, undefined, 'no entry count before the stream');
-    const dir = fs.mount === '/' ? dest : join(dest, fs.mount);
+    const dir = !fs.mount || fs.mount === '/' ? dest : join(dest, fs.mount);
     const r = await kaJoin(node, mac, fs.session, receiveScript(dir, fs.exclude, join(work, `${dash(mac)}-${fs.session.name}.rc`)));
     assert.equal(r.exitCode, 0, `${mac} ${fs.session.name}: ${String(r.stderr).slice(-3000)}`);
     const res = JSON.parse(String(r.stdout).trim().split('\n').pop()!) as { digestOk: boolean; digest: string; bytes: number };
