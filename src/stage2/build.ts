@@ -10,6 +10,10 @@ import { candidateVersions, resolveClosure, stage2Packages, stage2Pruned } from 
 import { fetchDebs } from './debs.js';
 import { locateTools, unpackTree, Stage2TreeError } from './tree.js';
 import { mksquashfsArgs, mksquashfsVersion, writeSquashfsAtomic, type SquashfsSettings } from './squashfs.js';
+import { buildLocalBootEfi, localBootModules } from './local-boot-efi.js';
+
+/** Beside stage2.sqfs: the EFI image a UEFI node on local boot chainloads (boot.files.uefi_local's default). */
+export const localBootEfiFile = 'local-boot-x64.efi';
 
 /** The commands a node runs from stage2; the build fails if one is missing. */
 export const stage2Tools = [
@@ -32,6 +36,8 @@ export interface Stage2Manifest {
   wanted: Record<string, string>;
   pruned: Record<string, string>;
   tools: { name: string; path: string }[];
+  /** built from the same tree's GRUB (grub-mkimage -O x86_64-efi) */
+  local_boot_efi: { file: string; size: number; sha256: string; grub_modules: string[] };
 }
 
 export interface Stage2BuildOptions {
@@ -47,7 +53,7 @@ export interface Stage2BuildResult {
   manifest: Stage2Manifest;
   downloaded: number;
   treeBytes: number;
-  seconds: { resolve: number; fetch: number; unpack: number; squashfs: number };
+  seconds: { resolve: number; fetch: number; unpack: number; squashfs: number; localBootEfi: number };
 }
 
 export async function buildStage2(o: Stage2BuildOptions): Promise<Stage2BuildResult> {
@@ -82,6 +88,12 @@ export async function buildStage2(o: Stage2BuildOptions): Promise<Stage2BuildRes
     await writeSquashfsAtomic(stage, image, settings);
     const squashfs = lap();
 
+    // After mksquashfs: the build's scratch files never reach the image.
+    const localEfi = join(o.outDir, localBootEfiFile);
+    await buildLocalBootEfi({ root: stage, out: localEfi, epoch });
+    const localBootEfi = lap();
+    say(`${localBootEfiFile}: GRUB for UEFI local boot, ${statSync(localEfi).size} bytes`);
+
     const manifest: Stage2Manifest = {
       source_date_epoch: epoch,
       squashfs: {
@@ -95,10 +107,11 @@ export async function buildStage2(o: Stage2BuildOptions): Promise<Stage2BuildRes
       wanted: stage2Packages,
       pruned: stage2Pruned,
       tools,
+      local_boot_efi: { file: localBootEfiFile, size: statSync(localEfi).size, sha256: await fileSha256(localEfi), grub_modules: [...localBootModules] },
     };
     const manifestFile = join(o.outDir, 'stage2.manifest.json');
     await writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
-    return { image, manifestFile, manifest, downloaded, treeBytes, seconds: { resolve, fetch, unpack, squashfs } };
+    return { image, manifestFile, manifest, downloaded, treeBytes, seconds: { resolve, fetch, unpack, squashfs, localBootEfi } };
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

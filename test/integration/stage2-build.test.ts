@@ -28,7 +28,7 @@ test('stage2: two builds give the same bytes; the tools run in its chroot and do
     const b = await buildStage2({ outDir: join(base, 'b'), cacheDir });
 
     await t.test('same inputs, same bytes; the manifest tells the truth', () => {
-      for (const f of ['stage2.sqfs', 'stage2.manifest.json']) {
+      for (const f of ['stage2.sqfs', 'stage2.manifest.json', 'local-boot-x64.efi']) {
         assert.ok(readFileSync(join(base, 'a', f)).equals(readFileSync(join(base, 'b', f))), `${f} differs between two builds`);
       }
       const m = JSON.parse(readFileSync(a.manifestFile, 'utf8')) as Stage2Manifest;
@@ -47,6 +47,14 @@ test('stage2: two builds give the same bytes; the tools run in its chroot and do
       assert.ok(names.includes('mawk'), 'awk is provided by mawk (priority required), as apt would pick');
       for (const p of m.packages) assert.match(p.deb_sha256, /^[0-9a-f]{64}$/);
       assert.deepEqual(m.tools.map((x) => x.name), stage2Tools);
+      // the UEFI local-boot GRUB beside it: a PE image for x86-64 whose memdisk holds the search config
+      const efi = readFileSync(join(base, 'a', m.local_boot_efi.file));
+      assert.equal(m.local_boot_efi.sha256, createHash('sha256').update(efi).digest('hex'));
+      assert.equal(efi.subarray(0, 2).toString('latin1'), 'MZ');
+      const pe = efi.readUInt32LE(0x3c);
+      assert.equal(efi.subarray(pe, pe + 4).toString('latin1'), 'PE\0\0');
+      assert.equal(efi.readUInt16LE(pe + 4), 0x8664, 'machine x86-64');
+      assert.ok(efi.includes('search --no-floppy --file --set=esp'), 'the memdisk config is inside');
     });
 
     await t.test("the node's kernel can mount it: squashfs with zstd, and the initrd loads squashfs and loop", async () => {

@@ -70,3 +70,31 @@ for (const { mode, via } of paths) {
     t.diagnostic(cmdline);
   });
 }
+
+// A node on local boot, with a small disk (NIC first in the boot order, disk second) whose
+// boot loader prints KABOOT-LAB-DISK: BIOS reaches it through the script's sanboot, UEFI
+// through local-boot-x64.efi (GRUB searching the ESP), without OVMF's own PXE/HTTP boot.
+const localPaths = [
+  { mode: 'bios-local', way: 'sanboot' },
+  { mode: 'uefi-local', way: 'local-efi' },
+] as const;
+
+for (const { mode, way } of localPaths) {
+  test(`lab: a ${mode.split('-')[0]!.toUpperCase()} VM on local boot goes from kaboot's iPXE script to its own disk (${way})`, { timeout: (markerTimeoutSeconds + 120) * 1000 }, async (t) => {
+    const run = await execa('bash', [labScript, mode], {
+      reject: false,
+      all: true,
+      env: { LAB_TIMEOUT: String(markerTimeoutSeconds) },
+      timeout: (markerTimeoutSeconds + 90) * 1000,
+      killSignal: 'SIGTERM',
+    });
+    assert.equal(run.exitCode, 0, `lab.sh ${mode} failed (exit ${run.exitCode}):\n${run.all}`);
+    const line = lineStarting(run.stdout, 'LAB-RESULT ');
+    assert.ok(line, `lab.sh ${mode} printed no LAB-RESULT line:\n${run.all}`);
+    const f = Object.fromEntries(line.split(' ').slice(1).map((kv) => kv.split('=', 2) as [string, string]));
+    assert.equal(f.mode, mode);
+    assert.equal(f.way, way);
+    assert.equal(f.firmware_net_boots, '0', 'the firmware never tried its own network boot');
+    t.diagnostic(lineStarting(run.stdout, 'LAB-PHASES ') ?? 'no LAB-PHASES line');
+  });
+}

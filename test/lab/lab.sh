@@ -9,6 +9,15 @@
 #   test/lab/lab.sh uefi   OVMF -> iPXE ROM (virtio-net) -> DHCP -> iPXE script over
 #                          HTTP -> kernel + initrd over HTTP
 #
+#   test/lab/lab.sh bios-local   a node on local boot with a small disk (bootindex=2)
+#   test/lab/lab.sh uefi-local   whose boot loader prints KABOOT-LAB-DISK firmware=<fw>:
+#                          BIOS: the script's `sanboot --drive 0x80` -> the disk's MBR
+#                          (GRUB's boot.img + core.img); UEFI: the script chainloads
+#                          local-boot-x64.efi over HTTP, which finds the ESP's
+#                          \EFI\BOOT\BOOTX64.EFI (a GRUB image) and chainloads it.
+#                          LAB_NO_LOCAL_EFI=1: images/ without local-boot-x64.efi, so
+#                          the script exits to the firmware (the old path, to compare).
+#
 # The initrd (build-initrd.sh) gets an address by DHCP from the server and prints
 #   KABOOT-LAB-MARKER ip=<address> mac=<mac>
 # on ttyS0. Exit 0 once that marker is seen; otherwise non-zero, with the tails of the
@@ -25,16 +34,24 @@
 #   LAB_MEM      guest memory in MiB (default 512)
 #   LAB_IPV6_RA  1: an IPv6 router advertisement on the bridge (dnsmasq), so iPXE does
 #                not wait ~15 s for one (see docs/lab.md)
+#   LAB_INITRD_PAD_MB  N: append N MiB of random bytes (an uncompressed cpio) to the
+#                initrd, to time an initrd as large as the agent's (44 MB)
 #   LAB_BIOS_PXELINUX 1: BIOS through pxelinux and TFTP (the default before bios_ipxe
 #                became "script"), to compare
 #   LAB_CAPTURE  1: capture the bridge's traffic to <work>/lab.pcap (needs tcpdump; use with LAB_KEEP=1)
 #   KABOOT       the kaboot command (default: node <repo>/bin/kaboot.js)
 # Needs root, and the Debian packages qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux
-# syslinux-common busybox-static kmod cpio (dnsmasq-base for LAB_SERVER=dnsmasq).
+# syslinux-common busybox-static kmod cpio (dnsmasq-base for LAB_SERVER=dnsmasq); the
+# local modes also grub-common grub-pc-bin grub-efi-amd64-bin fdisk dosfstools mtools,
+# and `npm run build` (they build local-boot-x64.efi with dist/src/stage2/local-boot-efi.js).
 set -euo pipefail
 
 mode="${1:-}"
-[[ "$mode" == bios || "$mode" == uefi ]] || { echo "usage: $0 bios|uefi" >&2; exit 2; }
+case "$mode" in
+  bios|uefi) fw=$mode; local_boot=0 ;;
+  bios-local|uefi-local) fw=${mode%-local}; local_boot=1 ;;
+  *) echo "usage: $0 bios|uefi|bios-local|uefi-local" >&2; exit 2 ;;
+esac
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 server_kind="${LAB_SERVER:-kaboot}"
@@ -93,7 +110,7 @@ cleanup() {
   if [[ "${LAB_KEEP:-0}" == 1 ]]; then
     log "kept $work"
   elif [[ $failed == 1 ]]; then
-    rm -rf "$work/images" "$work/tftp" "$work/OVMF_VARS.fd"
+    rm -rf "$work/images" "$work/tftp" "$work/OVMF_VARS.fd" "$work/disk.raw"
     log "logs kept in $work"
   else
     rm -rf "$work"
@@ -107,6 +124,46 @@ images="$work/images"
 mkdir -p "$images" "$work/state"
 cp "$KERNEL_IMAGE" "$images/vmlinuz"
 cp "$initrd_cache" "$images/all.rdz"
+if [[ "${LAB_INITRD_PAD_MB:-0}" != 0 ]]; then
+  # An uncompressed cpio with one file of random bytes after the initrd (the kernel unpacks
+  # concatenated archives): an initrd as large as the agent's, to time its transfer.
+  mkdir -p "$work/pad"
+  head -c "$((LAB_INITRD_PAD_MB * 1048576))" /dev/urandom >"$work/pad/pad.bin"
+  (cd "$work/pad" && echo pad.bin | cpio --quiet -o -H newc) >>"$images/all.rdz"
+  rm -rf "$work/pad"
+fi
+
+# A node on local boot gets a 64 MiB disk whose boot loader prints a marker and halts.
+make_local_disk() {
+  local disk="$1" d="$work/localdisk"
+  mkdir -p "$d"
+  truncate -s 64M "$disk"
+  if [[ $fw == bios ]]; then
+    printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q "$disk"
+    printf 'serial --unit=0 --speed=115200\nterminal_output serial\necho KABOOT-LAB-DISK firmware=bios\nhalt\n' >"$d/early.cfg"
+    grub-mkimage -O i386-pc -d /usr/lib/grub/i386-pc -c "$d/early.cfg" -p /boot/grub -o "$d/core.img" biosdisk serial terminal echo halt
+    # boot.img's code to sector 0 (it loads sector 1, the start of core.img), core.img from sector 1
+    dd if=/usr/lib/grub/i386-pc/boot.img of="$disk" bs=440 count=1 conv=notrunc status=none
+    dd if="$d/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
+  else
+    # GPT with one EFI system partition from 1 MiB; FAT made and filled by offset (the host's
+    # loop driver scans no partitions, and its kernel may have no vfat module)
+    printf 'label: gpt\nstart=2048, size=120832, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n' | sfdisk -q "$disk"
+    # (mkfs.vfat warns that the file is larger than the partition: that is the point of the count)
+    mkfs.vfat -F 16 -n ESP --offset 2048 "$disk" $((120832 / 2)) 2>&1 >/dev/null | { grep -v 'block count mismatch' || true; } >&2
+    printf 'echo KABOOT-LAB-DISK firmware=uefi\nhalt\n' >"$d/early.cfg"
+    grub-mkimage -O x86_64-efi -d /usr/lib/grub/x86_64-efi -c "$d/early.cfg" -p /EFI/BOOT -o "$d/BOOTX64.EFI" echo halt
+    MTOOLS_SKIP_CHECK=1 mmd -i "$disk@@1M" ::/EFI ::/EFI/BOOT
+    MTOOLS_SKIP_CHECK=1 mcopy -i "$disk@@1M" "$d/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+  fi
+}
+if [[ $local_boot == 1 ]]; then
+  make_local_disk "$work/disk.raw"
+  if [[ $fw == uefi && "${LAB_NO_LOCAL_EFI:-0}" != 1 ]]; then
+    # what `kaboot stage2 build` writes, built here with the host's GRUB by the same code
+    node -e "import('$repo/dist/src/stage2/local-boot-efi.js').then((m) => m.buildLocalBootEfi({ root: '/', out: '$images/local-boot-x64.efi', epoch: 1704067200 })).catch((e) => { console.error(e); process.exit(1); })"
+  fi
+fi
 
 ip netns add "$ns"
 ns_made=1
@@ -137,6 +194,8 @@ nsx ip link set tap0 up
 # --- the server ---
 server_log="$work/server.log"
 bios_ipxe=script
+boot_default=kamethod
+[[ $local_boot == 1 ]] && boot_default=local
 [[ "${LAB_BIOS_PXELINUX:-0}" == 1 ]] && bios_ipxe=pxelinux.0
 start_kaboot() {
   cat >"$work/kaboot.yaml" <<EOF
@@ -154,7 +213,7 @@ dhcp:
       next_server: $server_ip
       lease_time: 600
 boot:
-  default: kamethod
+  default: $boot_default
   kernel: vmlinuz
   initrd: all.rdz
   append: "$append"
@@ -241,13 +300,16 @@ fi
 mac="52:54:00:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
 qemu=(qemu-system-x86_64 -m "$mem" -smp 1 -nographic -no-reboot
   -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no")
-if [[ $mode == bios ]]; then
+if [[ $fw == bios ]]; then
   qemu+=(-device "e1000,netdev=n0,mac=$mac,bootindex=1,romfile=/usr/lib/ipxe/qemu/efi-e1000.rom")
 else
   cp /usr/share/OVMF/OVMF_VARS.fd "$work/OVMF_VARS.fd"
   qemu+=(-drive "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd"
     -drive "if=pflash,format=raw,file=$work/OVMF_VARS.fd"
     -device "virtio-net-pci,netdev=n0,mac=$mac,bootindex=1,romfile=/usr/lib/ipxe/qemu/efi-virtio.rom")
+fi
+if [[ $local_boot == 1 ]]; then
+  qemu+=(-drive "if=none,id=d0,format=raw,file=$work/disk.raw" -device "virtio-blk-pci,drive=d0,bootindex=2")
 fi
 log "namespace $ns, server $server_kind, mac $mac, kernel $KERNEL_VERSION"
 : >"$work/serial.log"
@@ -258,32 +320,66 @@ pids+=("$qemu_pid")
 
 # Milestones on the serial console, timed from qemu's start (to the poll's 0.2 s).
 milestones=(ipxe lease nbp kernel init)
+marker_re='^KABOOT-LAB-MARKER '
 declare -A pattern=(
   [ipxe]='iPXE initialising devices|Features: DNS HTTP'
   [lease]='^net0: 10\.99\.'
   [nbp]='^(pxelinux\.0|[^ ]+\.ipxe) : '
   [kernel]='Linux version'
   [init]='^KABOOT-LAB-INIT '
+  # local boot: the script's first line, the local-boot image loaded, GRUB's chainload, OVMF's own network boot
+  [script]='boots from its local disk'
+  [efi]='local-boot-x64\.efi\.\.\. ok'
+  [chain]='kaboot: chainloading \('
+  [pxev4]='Start PXE over IPv4'
 )
+if [[ $local_boot == 1 ]]; then
+  milestones=(ipxe lease script efi chain pxev4)
+  marker_re="KABOOT-LAB-DISK firmware=$fw"
+fi
 declare -A seen_at=()
+# the console without CRs and terminal escapes (iPXE colours its lines, GRUB moves the cursor)
+console_now() { tr -d '\r' <"$work/serial.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g'; }
 since_start() { awk -v now="$(date +%s.%N)" -v t0="$started" 'BEGIN { printf "%.1f", now - t0 }'; }
 deadline=$(( $(date +%s) + timeout_s ))
 marker=""
 while :; do
   for m in "${milestones[@]}"; do
-    [[ -z "${seen_at[$m]:-}" ]] && tr -d '\r' <"$work/serial.log" | grep -a -q -E "${pattern[$m]}" && seen_at[$m]="$(since_start)"
+    [[ -z "${seen_at[$m]:-}" ]] && console_now | grep -a -E "${pattern[$m]}" >/dev/null && seen_at[$m]="$(since_start)"
   done
-  marker="$(tr -d '\r' <"$work/serial.log" | grep -a -m1 '^KABOOT-LAB-MARKER ' || true)"
+  marker="$(tr -d '\r' <"$work/serial.log" | grep -a -m1 -o -E "$marker_re.*" || true)"
   [[ -n "$marker" ]] && break
   if tr -d '\r' <"$work/serial.log" | grep -a -q '^KABOOT-LAB-FAIL '; then
     sleep 1
     fail "the guest's init failed: $(tr -d '\r' <"$work/serial.log" | grep -a -m1 '^KABOOT-LAB-FAIL ')"
   fi
-  kill -0 "$qemu_pid" 2>/dev/null || { sleep 0.3; grep -a -q '^KABOOT-LAB-MARKER ' "$work/serial.log" && continue; fail "qemu exited without the marker"; }
+  kill -0 "$qemu_pid" 2>/dev/null || { sleep 0.3; tr -d '\r' <"$work/serial.log" | grep -a -q -E "$marker_re" && continue; fail "qemu exited without the marker"; }
   (( $(date +%s) < deadline )) || fail "no marker after ${timeout_s} s"
   sleep 0.2
 done
 elapsed="$(since_start)"
+if [[ $local_boot == 1 ]]; then
+  for _ in $(seq 1 25); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.2; done
+  console="$(tr -d '\r' <"$work/serial.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g')"
+  grep -a -q 'boots from its local disk' <<<"$console" || fail "the disk booted, but not after kaboot's local-boot script"
+  # how the disk was reached: iPXE's sanboot (BIOS), kaboot's local-boot image, or the firmware's own boot order
+  firmware_net=$(grep -a -c -E 'Start (PXE|HTTP Boot) over' <<<"$console" || true)
+  if [[ $fw == bios ]]; then
+    way=sanboot
+  elif grep -a -q 'kaboot: chainloading (' <<<"$console"; then
+    way=local-efi
+    (( firmware_net == 0 )) || fail "OVMF tried its own network boot although local-boot-x64.efi found the disk"
+  else
+    way=firmware
+  fi
+  [[ "${LAB_NO_LOCAL_EFI:-0}" == 1 || $fw == bios || $way == local-efi ]] || fail "UEFI reached its disk without kaboot's local-boot image"
+  phases=""
+  for m in "${milestones[@]}"; do phases+=" $m=${seen_at[$m]:--}"; done
+  log "disk marker after ${elapsed} s: $marker"
+  echo "LAB-PHASES mode=$mode$phases disk=$elapsed"
+  echo "LAB-RESULT mode=$mode mac=$mac way=$way firmware_net_boots=$firmware_net seconds=$elapsed"
+  exit 0
+fi
 got_ip="$(sed -n 's/.* ip=\([0-9.]*\).*/\1/p' <<<"$marker")"
 got_mac="$(sed -n 's/.* mac=\([0-9a-f:]*\).*/\1/p' <<<"$marker")"
 uptime="$(sed -n 's/.* uptime=\([0-9.]*\).*/\1/p' <<<"$marker")"
