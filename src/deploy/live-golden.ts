@@ -169,7 +169,8 @@ export async function runLiveGolden(o: LiveGoldenOptions): Promise<Deployment> {
       await new Promise((r) => setTimeout(r, 2000));
       continue;
     }
-    const allSent = st.feeds.length > 0 && st.feeds.every((f) => f.state === 'done');
+    // a deployment that is done got everything (its sessions' results may still be on their way)
+    const allSent = (st.feeds.length > 0 && st.feeds.every((f) => f.state === 'done')) || st.state === 'done';
     if (allSent) {
       o.say(`every file system went out (${st.feeds.map((f) => `${f.mount} ${f.bytes} bytes`).join(', ')}): the appliance serves the rest from its spool`);
       return (await apiRequest<Deployment>(o.target, 'GET', `/api/deployments/${d.id}`)).body;

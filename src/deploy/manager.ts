@@ -353,7 +353,7 @@ export class DeploymentManager {
     this.markWanted(rt);
     const feeds = (rt?.sessions ?? []).flatMap((r) => (r.feed ? [r.feed.status()] : []));
     // after the end, the record says how each stream went
-    const past = rt ? [] : d.sessions.filter((x) => x.source.startsWith('live:')).map((x): FeedStatus => ({ session: x.name, mount: x.source.slice(5), state: x.ok ? 'done' : 'failed', bytes: x.bytes }));
+    const past = rt ? [] : d.sessions.filter((x) => x.source.startsWith('live:')).map((x): FeedStatus => ({ session: x.name, mount: x.source.slice(5), state: x.ok || (x.ok === undefined && d.state === 'done') ? 'done' : 'failed', bytes: x.bytes }));
     return { id, state: d.state, ...(d.message ? { message: d.message } : {}), feeds: rt ? feeds : past };
   }
 

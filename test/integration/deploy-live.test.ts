@@ -202,6 +202,27 @@ test('the full tree with everything in it: the same without -x', async () => {
   assert.deepEqual(diffs, [], formatDifferences(diffs));
 });
 
+test('a live request is checked strictly by the API: the bad field is named; a deployment without a live source has no live route', async () => {
+  const post = async (body: unknown) => {
+    const r = await lab.exec(srv.ns, ['curl', '-sS', '-X', 'POST', '-H', `authorization: Bearer ${kb.token()}`, '-H', 'content-type: application/json', '-d', JSON.stringify(body), '-w', '\n%{http_code}', `${BASE}/api/deployments`], { reject: false });
+    const lines = String(r.stdout).trim().split('\n');
+    return { status: Number(lines.pop()), body: JSON.parse(lines.join('\n')) as { message: string } };
+  };
+  const live = { host: 'g', paths: [], filesystems: [{ mount: '/', fstype: 'ext4' }], desc: 'linux fill ext4 /\n', bootloader: 'grub-pc', kernels: [] };
+  const extra = await post({ image: 'live-g', macs: ['52:54:00:90:00:ee'], live: { ...live, sneaky: true } });
+  assert.equal(extra.status, 400);
+  assert.match(extra.body.message, /live.*sneaky|additional properties/);
+  const badMount = await post({ image: 'live-g', macs: ['52:54:00:90:00:ee'], live: { ...live, filesystems: [{ mount: 'etc', fstype: 'ext4' }] } });
+  assert.equal(badMount.status, 400);
+  assert.match(badMount.body.message, /live\/filesystems\/0\/mount/);
+  const noRoot = await post({ image: 'live-g', macs: ['52:54:00:90:00:ee'], live: { ...live, filesystems: [{ mount: '/boot', fstype: 'ext4' }] } });
+  assert.equal(noRoot.status, 400);
+  assert.match(noRoot.body.message, /no root file system/);
+  const stored = (await api<{ deployments: Deployment[] }>('/api/deployments')).deployments[0]!;
+  const r = await lab.exec(srv.ns, ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', `authorization: Bearer ${kb.token()}`, `${BASE}/api/deployments/${stored.id}/live/kainstall1`, '-X', 'POST', '-H', 'content-type: application/zstd', '--data-binary', 'x'], { reject: false });
+  assert.equal(String(r.stdout), '409', 'a finished deployment takes no upload');
+});
+
 test('a golden killed mid-stream fails the session and the deployment with a message; serve lives on', async () => {
   const big = join(work, 'golden-big');
   await mkdir(join(big, 'etc'), { recursive: true });
