@@ -3,7 +3,7 @@
 //   naive   bench/naive-clone.sh: a VM boots a busybox initrd directly, sfdisk, mkfs.ext4,
 //           one tar stream over one TCP connection, fstab + hostname, grub in a chroot;
 //   kaboot1 `kaboot deploy` to one BIOS VM: PXE boot, agent, getstage2, partition, format,
-//           KA receive, verify, prepare (initramfs rebuilt), grub, report, reboot to disk;
+//           KA receive, verify, prepare (initramfs rebuilt if it must be), grub, report, reboot to disk;
 //   kaboot3 the same to three VMs (2 BIOS + 1 UEFI) at once.
 // Prints, per run: seconds from the VM's start to "installed" (naive: poweroff; kaboot: the
 // node reported deployed), seconds from there to the golden's marker on the clone's own
@@ -67,6 +67,36 @@ async function naive(inputs: LabInputs): Promise<RunResult> {
   };
 }
 
+/**
+ * Where a node's install time went, from its log on the appliance: "boot" from the VM's
+ * start to the agent's first line (firmware, DHCP, loading kernel and initrd, the agent's
+ * start), then each agent step from its start line to its done line.
+ */
+function stepPhases(log: string, vmStartMs: number): string {
+  const out: string[] = [];
+  const started = new Map<string, number>();
+  let first: number | undefined;
+  for (const line of log.split('\n')) {
+    const m = /^(\S+Z) \S+ agent (.*)$/.exec(line);
+    if (!m) continue;
+    const at = Date.parse(m[1]!);
+    if (first === undefined) {
+      first = at;
+      out.push(`boot ${((at - vmStartMs) / 1000).toFixed(1)}`);
+    }
+    const step = /^step (\S+): (start|done)$/.exec(m[2]!);
+    if (!step) continue;
+    if (step[2] === 'start') started.set(step[1]!, at);
+    else if (started.has(step[1]!)) out.push(`${step[1]} ${((at - started.get(step[1]!)!) / 1000).toFixed(1)}`);
+  }
+  return out.join(', ');
+}
+
+async function nodeLog(app: Awaited<ReturnType<typeof startAppliance>>, mac: string): Promise<string> {
+  const r = await app.lab.exec(app.ns, ['curl', '-sf', '-H', `authorization: Bearer ${app.token}`, `${app.server}/api/nodes/${mac}/log`], { reject: false });
+  return r.exitCode === 0 ? String(r.stdout) : '';
+}
+
 async function kaboot(inputs: LabInputs, firmwares: Firmware[], name: string): Promise<RunResult> {
   const load = loadavg()[0]!;
   const app = await startAppliance(inputs);
@@ -96,10 +126,11 @@ async function kaboot(inputs: LabInputs, firmwares: Firmware[], name: string): P
     const tx = (await applianceTxBytes(app)) - tx0;
     const d = await api<{ nodes: { bytes?: number }[] }>(app, `/api/deployments/${id}`);
     const install = Math.max(...installed);
+    const phases = (await Promise.all(nodes.map(async (n) => `${n.name}: ${stepPhases(await nodeLog(app, n.mac), t0)}`))).join('; ');
     return {
       run: name, vms: nodes.length, install_s: install, boot_s: Math.max(...booted) - install, host_cpu_s: cpu, load_before: load,
       wire_bytes_per_vm: tx / nodes.length, ka_bytes_per_vm: d.nodes.reduce((a, n) => a + (n.bytes ?? 0), 0) / nodes.length,
-      used_bytes: inputs.golden.partition.used_bytes,
+      used_bytes: inputs.golden.partition.used_bytes, phases,
     };
   } finally {
     for (const n of nodes) await n.vm?.kill().catch(() => undefined);
