@@ -1,7 +1,7 @@
 // kaboot initrd build: images/vmlinuz and images/all.rdz (kernel, drivers, busybox, the agent).
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { UsageError } from './main.js';
+import { parseBuildVerb, intOption } from './build-verb.js';
 import { buildInitrd } from '../agent/build/initrd.js';
 import { defaultCacheDir } from '../agent/build/inputs.js';
 
@@ -13,30 +13,17 @@ const usage = `usage: kaboot initrd build [--kernel-version V] [--flavour generi
 `;
 
 export async function initrdCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === 'help' || sub === '--help') {
-    process.stdout.write(usage);
-    return sub === undefined ? 2 : 0;
-  }
-  if (sub !== 'build') throw new UsageError(`initrd: unknown subcommand "${sub}"\n${usage}`);
-  let v;
-  try {
-    v = parseArgs({
-      args: rest,
-      options: {
-        'kernel-version': { type: 'string' },
-        flavour: { type: 'string', default: 'generic' },
-        out: { type: 'string', default: 'images' },
-        cache: { type: 'string' },
-        'zstd-level': { type: 'string', default: '9' },
-      },
-    }).values;
-  } catch (e) {
-    throw new UsageError(`initrd build: ${(e as Error).message}\n${usage}`);
-  }
+  const parsed = parseBuildVerb('initrd', argv, usage, {
+    'kernel-version': { type: 'string' },
+    flavour: { type: 'string', default: 'generic' },
+    out: { type: 'string', default: 'images' },
+    cache: { type: 'string' },
+    'zstd-level': { type: 'string', default: '9' },
+  });
+  if ('exit' in parsed) return parsed.exit;
+  const v = parsed.values;
   if (v.flavour !== 'generic' && v.flavour !== 'cloud') throw new UsageError(`initrd build: --flavour is generic or cloud, not ${v.flavour}`);
-  const level = Number(v['zstd-level']);
-  if (!Number.isInteger(level) || level < 1 || level > 19) throw new UsageError('initrd build: --zstd-level is 1..19');
+  const level = intOption('initrd', 'zstd-level', v['zstd-level'], 1, 19);
   const started = Date.now();
   const r = await buildInitrd({
     outDir: resolve(v.out),

@@ -1,7 +1,6 @@
 // kaboot stage2 build: images/stage2.sqfs, the tools a node chroots into, from Debian packages.
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { UsageError } from './main.js';
+import { parseBuildVerb, intOption } from './build-verb.js';
 import { buildStage2 } from '../stage2/build.js';
 import { defaultCacheDir } from '../agent/build/inputs.js';
 
@@ -12,27 +11,14 @@ const usage = `usage: kaboot stage2 build [--out DIR] [--cache DIR] [--zstd-leve
 `;
 
 export async function stage2Command(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === 'help' || sub === '--help') {
-    process.stdout.write(usage);
-    return sub === undefined ? 2 : 0;
-  }
-  if (sub !== 'build') throw new UsageError(`stage2: unknown subcommand "${sub}"\n${usage}`);
-  let v;
-  try {
-    v = parseArgs({
-      args: rest,
-      options: {
-        out: { type: 'string', default: 'images' },
-        cache: { type: 'string' },
-        'zstd-level': { type: 'string', default: '15' },
-      },
-    }).values;
-  } catch (e) {
-    throw new UsageError(`stage2 build: ${(e as Error).message}\n${usage}`);
-  }
-  const level = Number(v['zstd-level']);
-  if (!Number.isInteger(level) || level < 1 || level > 22) throw new UsageError('stage2 build: --zstd-level is 1..22');
+  const parsed = parseBuildVerb('stage2', argv, usage, {
+    out: { type: 'string', default: 'images' },
+    cache: { type: 'string' },
+    'zstd-level': { type: 'string', default: '15' },
+  });
+  if ('exit' in parsed) return parsed.exit;
+  const v = parsed.values;
+  const level = intOption('stage2', 'zstd-level', v['zstd-level'], 1, 22);
   const started = Date.now();
   const r = await buildStage2({
     outDir: resolve(v.out),
