@@ -589,7 +589,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
         total = fin.total;
         digest = fin.digest;
         event('source-ended', undefined, { total, digest: fin.digest.toString('hex') });
-        log.info({ total, digest: fin.digest.toString('hex') }, 'ka: end of data flow');
+        log.info({ total, digest: fin.digest.toString('hex'), ringInUse: relay.ring.inUse }, 'ka: end of data flow');
         checkDone();
       },
       (e: unknown) => void close(`hashing the source failed: ${e instanceof Error ? e.message : String(e)}`),

@@ -156,7 +156,7 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
             result.bytes = total;
             result.digestOk = digestOk;
             result.digest = digest.toString('hex');
-            log.info({ total, digestOk }, digestOk ? 'ka: stream complete, SHA-256 matches' : 'ka: stream complete, SHA-256 MISMATCH');
+            log.info({ total, digestOk, ringInUse: r.ring.inUse }, digestOk ? 'ka: stream complete, SHA-256 matches' : 'ka: stream complete, SHA-256 MISMATCH');
             consumerDone.then(() => {
               result.durationMs = Date.now() - started;
               result.rate = lastByteAt > firstByteAt ? (total * 1000) / (lastByteAt - firstByteAt) : 0;

@@ -185,9 +185,8 @@ export class Relay {
   commitIn(n: number): boolean {
     if (n <= 0) return !this.paused;
     if (this.total !== null && this.ring.end + n > this.total) throw new Error('bytes past the announced end');
-    const pos = this.ring.end % this.ring.capacity;
-    this.hash?.update(this.ring.buf.subarray(pos, pos + n));
-    this.ring.commit(n);
+    const landed = this.ring.commit(n);
+    this.hash?.update(landed);
     this.winBytesIn += n;
     if (this.total !== null && this.ring.end === this.total) queueMicrotask(() => this.maybeAllIn());
     this.pumpAll();

@@ -72,6 +72,57 @@ test('ring: one buffer written in a circle, never over what is still held', () =
   assert.throws(() => new ByteRing(0), RangeError);
 });
 
+test('ring: the buffer is used from its start and only as far as held bytes need, every view is the stream', () => {
+  const r = new ByteRing(1000, 100);
+  const data = Buffer.from(Array.from({ length: 20000 }, (_, i) => (i * 7) % 251));
+  const check = () => {
+    for (let o = r.start; o < r.end; ) {
+      const v = r.slice(o, 1000) as Buffer;
+      assert.ok(v.length > 0);
+      assert.ok(v.equals(data.subarray(o, o + v.length)), `bytes at ${o}`);
+      o += v.length;
+    }
+  };
+  // a reader 30 bytes behind: the first 100 bytes of memory suffice, and hold nearly that much history
+  let at = 0;
+  while (at < 2000) {
+    const n = r.write(data.subarray(at, at + 25), Math.max(0, at - 30));
+    assert.ok(n > 0);
+    at += n;
+  }
+  assert.equal(r.inUse, 100, 'never more than the first 100 bytes of memory');
+  assert.ok(r.held >= 70, `history kept: ${r.held}`);
+  check();
+  // a reader that stays 250 bytes behind: more memory, as much as it needs
+  while (at < 4000) at += r.write(data.subarray(at, at + 25), Math.max(0, at - 250));
+  assert.ok(r.inUse >= 250 && r.inUse <= 400, `in use ${r.inUse}`);
+  assert.ok(r.start <= at - 250);
+  check();
+  // a stuck reader: the ring fills to its capacity and stops, holding every byte from it on
+  const stuck = at - 200;
+  while (r.write(data.subarray(at, at + 25), stuck) > 0) at = r.end;
+  assert.equal(r.end, stuck + 1000);
+  assert.equal(r.inUse, 1000);
+  assert.ok(r.start <= stuck);
+  check();
+  // random reads, commits shorter than the reservation, and a reader that wanders
+  let lag = 0;
+  let seed = 1;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+  while (at < 19000) {
+    lag = Math.max(0, Math.min(990, lag + rnd(201) - 100));
+    const hold = Math.max(r.start, at - lag);
+    const view = r.reserve(1 + rnd(300), hold);
+    const n = Math.min(view.length, rnd(view.length + 1));
+    data.copy(view, 0, at, at + n);
+    r.commit(n);
+    at += n;
+    assert.ok(r.start <= hold, `held bytes from ${hold} kept (start ${r.start})`);
+    check();
+  }
+  assert.ok(r.inUse <= 1000);
+});
+
 test('relay: readers get every byte in order, END with the digest, and a slow blocking reader pauses upstream', async () => {
   let paused = 0;
   let resumed = 0;
