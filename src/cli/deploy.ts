@@ -46,7 +46,8 @@ export const deployUsage = `usage:
   --desc FILE | --desc-from DEV   partition scheme (default: the disk holding /)
   --mbr FILE | --mbr-from DEV | --no-mbr   MBR boot code for -m (default: that disk's)
   --bootloader B       grub-pc | grub-efi | extlinux (default: guessed from the files)
-  --name NAME          what the deployment calls the golden (live-<host name>)`;
+  --name NAME          what the deployment calls the golden (live-<host name>)
+  --keep NAME          also store what the golden sends as image NAME on the appliance`;
 
 const common = {
   server: { type: 'string' },
@@ -78,7 +79,7 @@ function readOrUsage(file: string, what: string): Buffer {
 }
 
 /** Options of kaboot deploy that take a value: what follows them is not a positional. */
-const VALUE_OPTIONS = new Set(['-n', '--mac', '-x', '-X', '-M', '-D', '-p', '-d', '-r', '--session-wait', '--hostname-pattern', '--server', '--token', '--token-file', '--config', '-c', '--from', '--exclude', '--desc', '--desc-from', '--mbr', '--mbr-from', '--bootloader', '--name']);
+const VALUE_OPTIONS = new Set(['-n', '--mac', '-x', '-X', '-M', '-D', '-p', '-d', '-r', '--session-wait', '--hostname-pattern', '--server', '--token', '--token-file', '--config', '-c', '--from', '--exclude', '--desc', '--desc-from', '--mbr', '--mbr-from', '--bootloader', '--name', '--keep']);
 const DRIVE_RE = /^[a-z][a-z0-9]{0,31}$/;
 
 /**
@@ -112,6 +113,7 @@ export interface LiveArgs {
   from: string[];
   disk: GoldenDiskOptions;
   bootloader?: BootloaderName;
+  keep?: string;
 }
 
 const BOOTLOADERS = ['grub-pc', 'grub-efi', 'extlinux'];
@@ -132,6 +134,7 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
       'mbr-from': { type: 'string' },
       'no-mbr': { type: 'boolean' },
       bootloader: { type: 'string' },
+      keep: { type: 'string' },
       'copy-mbr': { type: 'string' },
       n: { type: 'string', short: 'n' },
       mac: { type: 'string', multiple: true },
@@ -151,7 +154,7 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
   });
   let image: string | undefined;
   let live: LiveArgs | undefined;
-  const liveOnly = (['name', 'from', 'desc', 'desc-from', 'mbr', 'mbr-from', 'no-mbr', 'bootloader'] as const).filter((k) => values[k] !== undefined);
+  const liveOnly = (['name', 'from', 'desc', 'desc-from', 'mbr', 'mbr-from', 'no-mbr', 'bootloader', 'keep'] as const).filter((k) => values[k] !== undefined);
   if (values.live) {
     if (positionals.length) throw new UsageError(`deploy --live: the golden is the source, no IMAGE (got ${JSON.stringify(positionals[0])}); --name NAME names it`);
     image = values.name ?? liveImageName(hostname());
@@ -160,6 +163,7 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
       from: values.from?.length ? values.from : ['/'],
       disk: { desc: values.desc, 'desc-from': values['desc-from'], mbr: values.mbr, 'mbr-from': values['mbr-from'], 'no-mbr': values['no-mbr'] },
       ...(values.bootloader ? { bootloader: values.bootloader as BootloaderName } : {}),
+      ...(values.keep ? { keep: values.keep } : {}),
     };
   } else {
     if (liveOnly.length) throw new UsageError(`deploy: --${liveOnly[0]} is for --live (run on the golden)`);
@@ -233,7 +237,7 @@ async function liveDeploy(t: ApiTarget, request: DeploymentRequest, live: LiveAr
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    const d = await runLiveGolden({ target: t, request, from: live.from, disk: live.disk, ...(live.bootloader ? { bootloader: live.bootloader } : {}), say, signal: ac.signal });
+    const d = await runLiveGolden({ target: t, request, from: live.from, disk: live.disk, ...(live.bootloader ? { bootloader: live.bootloader } : {}), ...(live.keep ? { keep: live.keep } : {}), say, signal: ac.signal });
     if (json && !wait) process.stdout.write(JSON.stringify(d, null, 2) + '\n');
     if (!wait) return 0;
     const end = await waitForDeployment(t, d.id, (s) => process.stdout.write(s));

@@ -3,7 +3,7 @@
 // send; the record is what state_dir/deployments/<id>.json holds.
 import { randomBytes } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
-import { Bootloader, MOUNT_RE } from '../images/manifest.js';
+import { Bootloader, IMAGE_NAME_RE, MOUNT_RE } from '../images/manifest.js';
 
 export const MAC_PATTERN = '^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$';
 /** a disk as the node's kernel names it (sda, vda, nvme0n1), or "first" */
@@ -38,6 +38,8 @@ export const LiveSource = Type.Object({
   bootloader: Bootloader,
   kernels: Type.Array(Type.String({ maxLength: 255 }), { maxItems: 64 }),
   fstab: Type.Optional(Type.String({ maxLength: 64 * 1024 })),
+  /** also store what the golden sends as this image (kaboot deploy --live --keep NAME) */
+  keep: Type.Optional(Type.String({ pattern: IMAGE_NAME_RE.source })),
   /** MBR boot code per golden drive (for -m): 446 bytes in base64, with their sha256 */
   boot_code: Type.Optional(Type.Array(Type.Object({
     drive: Type.String({ pattern: DRIVE_PATTERN }),
@@ -147,6 +149,8 @@ export interface Deployment {
   created: string;
   finished?: string;
   message?: string;
+  /** kaboot deploy --live --keep NAME: the image being stored from the golden's uploads */
+  keep?: { image: string; state: 'storing' | 'stored' | 'failed'; message?: string };
 }
 
 /** d-<yyyymmddhhmmss>-<4 hex> */

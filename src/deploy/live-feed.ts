@@ -9,11 +9,13 @@
 // golden's fails the stream, and with it the session, with a message saying so.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, Transform } from 'node:stream';
+import { PassThrough, Transform, type Writable } from 'node:stream';
 
 export type FeedState = 'idle' | 'wanted' | 'feeding' | 'done' | 'failed';
 
 export const SHA256_TRAILER = 'x-kaboot-sha256';
+/** the SHA-256 of the tar stream before zstd, as push's commit carries it: checked when the upload is kept as an image */
+export const TAR_SHA256_TRAILER = 'x-kaboot-tar-sha256';
 
 export class LiveFeedError extends Error {
   override name = 'LiveFeedError';
@@ -37,6 +39,9 @@ export class LiveFeed {
   state: FeedState = 'idle';
   bytes = 0;
   sha256?: string;
+  tarSha256?: string;
+  /** why the copy of the upload (--keep) was given up */
+  copyError?: string;
   error?: string;
   /** ms epoch: when the session started and wanted its source */
   wantedAt?: number;
@@ -68,7 +73,7 @@ export class LiveFeed {
    * Feeds an upload into the session. Resolves with its size and digest once every byte is
    * handed to the coordinator; rejects (and fails the stream) on a broken or wrong upload.
    */
-  feed(body: IncomingMessage): Promise<{ bytes: number; sha256: string }> {
+  feed(body: IncomingMessage, copy?: Writable): Promise<{ bytes: number; sha256: string; tarSha256?: string }> {
     if (this.state === 'feeding') return Promise.reject(new LiveFeedError('conflict', `${this.session} (${this.mount}) is being fed by another upload`));
     if (this.state === 'done') return Promise.reject(new LiveFeedError('conflict', `${this.session} (${this.mount}) has had its stream`));
     if (this.state === 'failed') return Promise.reject(new LiveFeedError('conflict', `${this.session} (${this.mount}) failed: ${this.error}`));
@@ -81,19 +86,44 @@ export class LiveFeed {
         transform: (chunk: Buffer, _e, done) => {
           hash.update(chunk);
           this.bytes += chunk.length;
-          done(null, chunk);
+          // a copy (--keep) is written at its own pace: the session waits for it too
+          if (kept && !kept.write(chunk)) {
+            waitingDrain = () => done(null, chunk);
+            kept.once('drain', () => {
+              const w = waitingDrain;
+              waitingDrain = undefined;
+              w?.();
+            });
+          } else done(null, chunk);
         },
         flush: (done) => {
-          const digest = hash.digest('hex');
-          const said = body.trailers[SHA256_TRAILER];
-          if (!said) done(new Error(`the golden's upload of ${this.mount} ended without its ${SHA256_TRAILER} trailer (${this.bytes} bytes): not a kaboot deploy --live upload, or cut short`));
-          else if (said !== digest) done(new Error(`the golden sent ${this.mount} with sha256 ${said}, the appliance received ${this.bytes} bytes with sha256 ${digest}`));
-          else {
-            this.sha256 = digest;
-            done();
-          }
+          if (kept) kept.end(() => check(done));
+          else check(done);
         },
       });
+      // a copy that cannot be written is given up, not the deployment
+      let kept = copy;
+      let waitingDrain: (() => void) | undefined;
+      copy?.on('error', (e: Error) => {
+        this.copyError = e.message;
+        kept = undefined;
+        const w = waitingDrain;
+        waitingDrain = undefined;
+        w?.();
+      });
+      const check = (done: (e?: Error | null) => void) => {
+        if (copy && !kept && !this.copyError) this.copyError = 'the copy was not complete';
+        const digest = hash.digest('hex');
+        const said = body.trailers[SHA256_TRAILER];
+        if (!said) done(new Error(`the golden's upload of ${this.mount} ended without its ${SHA256_TRAILER} trailer (${this.bytes} bytes): not a kaboot deploy --live upload, or cut short`));
+        else if (said !== digest) done(new Error(`the golden sent ${this.mount} with sha256 ${said}, the appliance received ${this.bytes} bytes with sha256 ${digest}`));
+        else {
+          this.sha256 = digest;
+          const tar = body.trailers[TAR_SHA256_TRAILER];
+          if (tar && /^[0-9a-f]{64}$/.test(tar)) this.tarSha256 = tar;
+          done();
+        }
+      };
       const fail = (msg: string) => {
         if (settled) return;
         settled = true;
@@ -102,6 +132,7 @@ export class LiveFeed {
         body.unpipe(tap);
         tap.unpipe(this.stream);
         tap.destroy();
+        copy?.destroy();
         this.stream.destroy(new Error(msg));
         for (const cb of this.failedCbs.splice(0)) cb(msg);
         reject(new LiveFeedError('failed', msg));
@@ -117,7 +148,7 @@ export class LiveFeed {
         if (settled) return;
         settled = true;
         this.state = 'done';
-        resolve({ bytes: this.bytes, sha256: this.sha256! });
+        resolve({ bytes: this.bytes, sha256: this.sha256!, ...(this.tarSha256 ? { tarSha256: this.tarSha256 } : {}) });
       });
       body.pipe(tap).pipe(this.stream);
     });

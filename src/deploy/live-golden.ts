@@ -20,7 +20,7 @@ import type { BootloaderName } from '../images/manifest.js';
 import { ApiError, apiRequest, type ApiTarget } from './api-client.js';
 import type { Deployment, DeploymentRequest, LiveSource } from './deployment.js';
 import type { FeedStatus } from './live-feed.js';
-import { SHA256_TRAILER } from './live-feed.js';
+import { SHA256_TRAILER, TAR_SHA256_TRAILER } from './live-feed.js';
 import { excludesPerFilesystem, PolicyError } from './policy.js';
 import type { LiveStatus } from './manager.js';
 
@@ -35,6 +35,8 @@ export interface LiveGoldenOptions {
   from: string[];
   disk: GoldenDiskOptions;
   bootloader?: BootloaderName;
+  /** also store what is sent as this image on the appliance */
+  keep?: string;
   /** zstd level (3, as push) */
   level?: number;
   say: (line: string) => void;
@@ -76,7 +78,15 @@ async function streamFilesystem(t: ApiTarget, id: string, feed: FeedStatus, src:
   const url = new URL(`${t.server}/api/deployments/${id}/live/${feed.session}`);
   const tar = spawnTar(src.dir, { exclude, signal });
   const zstd = execa('zstd', ['-c', '-q', `-${level}`, '-T0'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false }, reject: false, cancelSignal: signal, forceKillAfterDelay: 2000 });
-  const feedZstd = pipeline(tar.stdout, zstd.stdin!).catch((e: unknown) => e as Error);
+  // the tar's own digest too, as push sends it: the appliance checks it when it keeps the upload (--keep)
+  const tarHash = createHash('sha256');
+  const tarTap = new Transform({
+    transform(chunk: Buffer, _e, done) {
+      tarHash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  const feedZstd = pipeline(tar.stdout, tarTap, zstd.stdin!).catch((e: unknown) => e as Error);
   const tarDone = tar.finished.catch((e: unknown) => e as Error);
   const hash = createHash('sha256');
   let sent = 0;
@@ -96,7 +106,7 @@ async function streamFilesystem(t: ApiTarget, id: string, feed: FeedStatus, src:
   const upload = new Promise<Upload>((resolve, reject) => {
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
       method: 'POST',
-      headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/zstd', trailer: SHA256_TRAILER },
+      headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/zstd', trailer: `${SHA256_TRAILER}, ${TAR_SHA256_TRAILER}` },
     }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -113,7 +123,7 @@ async function streamFilesystem(t: ApiTarget, id: string, feed: FeedStatus, src:
     zstd.stdout!.pipe(tap).pipe(req, { end: false });
     tap.once('end', () => {
       digest = hash.digest('hex');
-      req.addTrailers({ [SHA256_TRAILER]: digest });
+      req.addTrailers({ [SHA256_TRAILER]: digest, [TAR_SHA256_TRAILER]: tarHash.digest('hex') });
       req.end();
     });
   });
@@ -144,7 +154,7 @@ async function streamFilesystem(t: ApiTarget, id: string, feed: FeedStatus, src:
  */
 export async function runLiveGolden(o: LiveGoldenOptions): Promise<Deployment> {
   const { live, sources } = await readLiveSource(o.from, o.disk, o.bootloader, o.say);
-  const request: DeploymentRequest = { ...o.request, live };
+  const request: DeploymentRequest = { ...o.request, live: { ...live, ...(o.keep ? { keep: o.keep } : {}) } };
   const { body: d } = await apiRequest<Deployment>(o.target, 'POST', '/api/deployments', request, o.signal);
   o.say(`deployment ${d.id} created: live from ${live.host} (${live.filesystems.map((f) => `${f.mount} ${f.fstype}`).join(', ')}; bootloader ${live.bootloader}; MBR boot code ${live.boot_code?.map((b) => b.drive).join(', ') || 'none'}), ${d.recruiting ? `the next ${d.want} unknown nodes that PXE boot` : `nodes ${d.nodes.map((n) => n.mac).join(', ')}`}, sessions ${d.sessions.map((s) => s.name).join(', ')}`);
   let below: Map<string, string[]>;
@@ -173,7 +183,16 @@ export async function runLiveGolden(o: LiveGoldenOptions): Promise<Deployment> {
     const allSent = (st.feeds.length > 0 && st.feeds.every((f) => f.state === 'done')) || st.state === 'done';
     if (allSent) {
       o.say(`every file system went out (${st.feeds.map((f) => `${f.mount} ${f.bytes} bytes`).join(', ')}): the appliance serves the rest from its spool`);
-      return (await apiRequest<Deployment>(o.target, 'GET', `/api/deployments/${d.id}`)).body;
+      let now = (await apiRequest<Deployment>(o.target, 'GET', `/api/deployments/${d.id}`)).body;
+      // --keep: the appliance stores the image after the last upload; say how that went
+      for (let i = 0; now.keep?.state === 'storing' && i < 3600 && !o.signal?.aborted; i++) {
+        if (i === 0) o.say(`the appliance stores the streams as image ${now.keep.image}…`);
+        await new Promise((r) => setTimeout(r, 1000));
+        now = (await apiRequest<Deployment>(o.target, 'GET', `/api/deployments/${d.id}`)).body;
+      }
+      if (now.keep?.state === 'stored') o.say(`image ${now.keep.image} stored`);
+      else if (now.keep?.state === 'failed') throw new LiveGoldenError(`the deployment goes on, but image ${now.keep.image} was not stored: ${now.keep.message ?? 'see the appliance log'}`);
+      return now;
     }
     if (st.state !== 'waiting' && st.state !== 'running') {
       throw new LiveGoldenError(`deployment ${d.id} is ${st.state}${st.message ? `: ${st.message}` : ''}`);

@@ -28,6 +28,7 @@ import type { DeployPlan } from './plan.js';
 import type { IncomingMessage } from 'node:http';
 import { liveBootCode, liveManifest } from './live.js';
 import { LiveFeedError, type FeedStatus } from './live-feed.js';
+import { LiveKeeper } from './live-keep.js';
 
 export class DeployError extends Error {
   override name = 'DeployError';
@@ -56,6 +57,8 @@ interface Runtime {
   closing: boolean;
   /** live deployments: the last poll or upload of the golden (ms epoch) */
   goldenSeenAt?: number;
+  /** --keep NAME: the image stored from the uploads */
+  keeper?: LiveKeeper;
 }
 
 /** A live golden that neither polls nor uploads for this long while its streams are still wanted is gone. */
@@ -189,6 +192,15 @@ export class DeploymentManager {
       const other = this.deploymentOf(mac);
       if (other && isActive(other)) throw new DeployError('conflict', `node ${mac} is already in deployment ${other.id} (${other.state}); cancel it first (kaboot deploy cancel ${other.id})`);
     }
+    let keeper: LiveKeeper | undefined;
+    if (req.live?.keep) {
+      try {
+        keeper = await LiveKeeper.begin(this.images, req.live.keep, req.live, layout.sent.map((i) => image.filesystems[i]!.mount));
+      } catch (e) {
+        if (e instanceof ImageStoreError) throw new DeployError(e.code === 'exists' ? 'conflict' : 'bad-request', `--keep: ${e.message}`);
+        throw e;
+      }
+    }
 
     const id = newDeploymentId();
     const spoolDir = join(this.deps.stateDir, 'spool', id);
@@ -207,6 +219,7 @@ export class DeploymentManager {
       });
       running = await startSessions(sources, { expectedNodes: want, releaseDelayMs: Math.round((req.release_delay_s ?? 0) * 1000), spoolDir, logger: log, ...(this.deps.bindHost ? { bindHost: this.deps.bindHost } : {}) });
     } catch (e) {
+      await keeper?.fail('the deployment did not start');
       if (e instanceof SessionSetupError) throw new DeployError('bad-request', e.message);
       throw e;
     }
@@ -224,10 +237,11 @@ export class DeploymentManager {
       sessions: running.map((r) => r.record),
       created: now,
       ...(layout.notes.length ? { message: layout.notes.join('; ') } : {}),
+      ...(keeper ? { keep: { image: keeper.name, state: 'storing' as const } } : {}),
     };
     this.deployments.set(id, d);
     this.imageCache.set(id, image);
-    this.runtimes.set(id, { sessions: running, closing: false, ...(req.live ? { goldenSeenAt: Date.now() } : {}) });
+    this.runtimes.set(id, { sessions: running, closing: false, ...(req.live ? { goldenSeenAt: Date.now() } : {}), ...(keeper ? { keeper } : {}) });
     for (const r of running) {
       void r.session.result.then((res) => this.onSessionResult(d, r, res));
       const feed = r.feed;
@@ -377,17 +391,36 @@ export class DeploymentManager {
     const log = this.deps.logger.child({ deployment: id, session });
     log.info({ mount: r.feed.mount, state: r.feed.state }, 'live golden uploads a file system');
     const touch = setInterval(() => (rt.goldenSeenAt = Date.now()), 5000);
+    const keeper = rt.keeper && !rt.keeper.error ? rt.keeper : undefined;
     try {
-      const res = await r.feed.feed(body);
+      const res = await r.feed.feed(body, keeper && r.feed.state !== 'done' && r.feed.state !== 'failed' && r.feed.state !== 'feeding' ? keeper.copyFor(session) : undefined);
       log.info({ mount: r.feed.mount, bytes: res.bytes, sha256: res.sha256 }, 'live golden upload received');
-      return res;
+      if (keeper) void this.keepUpload(d, keeper, r, res.tarSha256);
+      return { bytes: res.bytes, sha256: res.sha256 };
     } catch (e) {
+      if (keeper && r.feed.state === 'failed') void keeper.fail(`${r.feed.mount}: ${r.feed.error}`).then(() => this.noteKeep(d, keeper));
       if (e instanceof LiveFeedError) throw new DeployError('conflict', e.message);
       throw e;
     } finally {
       clearInterval(touch);
       rt.goldenSeenAt = Date.now();
     }
+  }
+
+  private async keepUpload(d: Deployment, keeper: LiveKeeper, r: RunningSession, tarSha256: string | undefined): Promise<void> {
+    const fs = this.imageCache.get(d.id)?.filesystems.find((f) => f.mount === r.feed!.mount);
+    const m = await keeper.uploaded(r.record.name, { mount: r.feed!.mount, fstype: fs?.fstype ?? 'unknown', ...(fs?.label ? { label: fs.label } : {}), ...(fs?.uuid ? { uuid: fs.uuid } : {}) }, tarSha256, r.feed!.copyError);
+    if (m) this.deps.logger.info({ deployment: d.id, image: m.name, filesystems: m.filesystems.length }, 'live golden kept as an image');
+    this.noteKeep(d, keeper, m !== undefined);
+  }
+
+  private noteKeep(d: Deployment, keeper: LiveKeeper, stored = false): void {
+    if (!d.keep) return;
+    if (stored) d.keep = { image: keeper.name, state: 'stored' };
+    else if (keeper.error) d.keep = { image: keeper.name, state: 'failed', message: keeper.error };
+    else return;
+    if (keeper.error) this.deps.logger.warn({ deployment: d.id, image: keeper.name, err: keeper.error }, 'live golden not kept as an image');
+    this.store.save(d);
   }
 
   private markWanted(rt: Runtime | undefined): void {
@@ -568,6 +601,11 @@ export class DeploymentManager {
     if (!rt || rt.closing) return;
     rt.closing = true;
     await Promise.all(rt.sessions.map((r) => (r.result ? Promise.resolve() : r.session.close(reason)).catch((e: Error) => this.deps.logger.warn({ deployment: id, session: r.record.name, err: e.message }, 'session close failed'))));
+    if (rt.keeper) {
+      await rt.keeper.close(`the deployment ended (${reason}) before every file system was uploaded`);
+      const d = this.deployments.get(id);
+      if (d) this.noteKeep(d, rt.keeper);
+    }
     this.runtimes.delete(id);
     // what -D and -M compressed or wrote for this deployment
     await rm(join(this.deps.stateDir, 'spool', id), { recursive: true, force: true });

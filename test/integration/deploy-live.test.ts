@@ -190,8 +190,8 @@ test('a live golden streams its tree to two receivers through the KA sessions: t
   assert.doesNotMatch(pxe, /kaboot\.token/, 'a deployed node boots locally');
 });
 
-test('the full tree with everything in it: the same without -x', async () => {
-  const golden = lab.spawn(gold.ns, ['node', kabootBin, 'deploy', '--live', '--name', 'golden-live', '--from', join(work, 'golden'), '--desc', join(work, 'desc'), '--mac', C, '--server', BASE, '--token-file', tokenFile]);
+test('the full tree with everything in it: the same without -x; --keep stores what went as an image', async () => {
+  const golden = lab.spawn(gold.ns, ['node', kabootBin, 'deploy', '--live', '--name', 'golden-live', '--keep', 'golden-kept', '--from', join(work, 'golden'), '--desc', join(work, 'desc'), '--mac', C, '--server', BASE, '--token-file', tokenFile]);
   await deploymentOf(C, golden);
   const dest = join(work, 'n3-root');
   // n1's namespace stands in for the node with MAC C: the plan and token go by MAC
@@ -200,6 +200,18 @@ test('the full tree with everything in it: the same without -x', async () => {
   assert.equal(g.exitCode, 0, String(g.stderr));
   const diffs = compareManifests(await buildManifest(join(work, 'golden')), await buildManifest(dest));
   assert.deepEqual(diffs, [], formatDifferences(diffs));
+  assert.match(String(g.stderr), /image golden-kept stored/);
+  const kept = await api<import('../../src/images/manifest.js').ImageManifest>('/api/images/golden-kept');
+  assert.equal(kept.source.kind, 'live');
+  assert.equal(kept.desc, 'linux fill ext4 /\n');
+  assert.deepEqual(kept.filesystems.map((f) => f.mount), ['/']);
+  assert.ok(kept.filesystems[0]!.files > 10 && kept.filesystems[0]!.acl_entries > 0, JSON.stringify(kept.filesystems[0]));
+  // the stored stream is the one the nodes got: the same bytes as the live session's
+  const d = (await api<{ deployments: Deployment[] }>('/api/deployments')).deployments.find((x) => x.nodes.some((n) => n.mac === C))!;
+  assert.equal(d.keep?.state, 'stored');
+  const session = d.sessions.find((x) => x.name === 'kainstall1')!;
+  assert.equal(kept.filesystems[0]!.stream_sha256, session.sha256);
+  assert.equal(kept.filesystems[0]!.stream_bytes, session.bytes);
 });
 
 test('a live request is checked strictly by the API: the bad field is named; a deployment without a live source has no live route', async () => {
