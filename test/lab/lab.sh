@@ -395,7 +395,8 @@ if [[ $mode == bios && ( $bios_ipxe == pxelinux.0 || $server_kind == dnsmasq ) ]
     || fail "BIOS boot did not go through pxelinux with vmlinuz and all.rdz over TFTP"
 else
   via=http
-  grep -a -q -E 'http://[^ ]+/vmlinuz\.\.\. ok' <<<"$console" && grep -a -q -E 'http://[^ ]+/all\.rdz\.\.\. ok' <<<"$console" \
+  # (a large file shows its progress, "12%" and backspaces, between the dots and "ok")
+  grep -a -q -E 'http://[^ ]+/vmlinuz\.\.\.[^a-z]* ok' <<<"$console" && grep -a -q -E 'http://[^ ]+/all\.rdz\.\.\.[^a-z]* ok' <<<"$console" \
     || fail "$mode boot did not load vmlinuz and all.rdz over HTTP from iPXE"
 fi
 cmdline="$(grep -a -m1 -o 'Command line: .*' <<<"$console" || true)"
