@@ -28,6 +28,11 @@ export interface Sink {
   /** groups several writes into one system call */
   cork?(): void;
   uncork?(): void;
+  /**
+   * Write only once this many bytes are ready (or at the stream's end, or after the
+   * relay's batchMs): one system call per few reads instead of one per read.
+   */
+  readonly batchBytes?: number;
 }
 
 /** Bytes the ring no longer holds, from the spool. Resolves null when they cannot be had. */
@@ -88,6 +93,8 @@ export interface RelayOptions {
   /** largest single read into the ring (default 1 MiB, at most a quarter of the ring) */
   readMax?: number;
   gapReader?: () => GapReader;
+  /** longest a sink with batchBytes waits for its batch to fill (default 2 ms) */
+  batchMs?: number;
   /** where the SHA-256 is computed: in this process (default), or by an external hasher fed as a reader */
   hasher?: () => ExternalHasher;
   now?: () => number;
@@ -133,6 +140,9 @@ export class Relay {
   private winPausedMs = 0;
   private winBytesIn = 0;
   private completed = false;
+  /** flushes the batches of sinks that wait for more bytes */
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing = false;
 
   constructor(private readonly opts: RelayOptions, private readonly events: RelayEvents = {}) {
     this.ring = new ByteRing(opts.ringBytes);
@@ -401,6 +411,13 @@ export class Relay {
   private pump(r: Reader): void {
     const sink = r.sink;
     if (!sink || r.waiting || r.dead || r.gapBusy || r.ended) return;
+    if (sink.batchBytes && !this.flushing && r.cursor >= this.ring.start) {
+      const ready = this.ring.end - r.cursor;
+      if (ready > 0 && ready < sink.batchBytes && this.total !== this.ring.end) {
+        this.armFlush();
+        return;
+      }
+    }
     sink.cork?.();
     try {
       while (r.cursor < this.ring.end) {
@@ -433,6 +450,19 @@ export class Relay {
     } finally {
       sink.uncork?.();
     }
+  }
+
+  private armFlush() {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.flushing = true;
+      try {
+        this.pumpAll();
+      } finally {
+        this.flushing = false;
+      }
+    }, this.opts.batchMs ?? 2);
   }
 
   private wait(r: Reader, sink: Sink) {
@@ -491,6 +521,8 @@ export class Relay {
   }
 
   close(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     for (const r of [...this.readers.values()]) {
       r.dead = true;
       r.gap?.close();

@@ -9,6 +9,13 @@ import { dataFrameHeader, encodeFrame } from './frames.js';
 import type { Sink } from './relay.js';
 
 const DEFAULT_LIMIT = 4 * 1024 * 1024;
+/**
+ * Bytes a sink waits for before a write (the relay flushes smaller batches after 2 ms
+ * and at the end): a node reads its parent in pieces of about 64 KiB, and a write per
+ * piece to the child and to the consumer cost a system call and a trip through the
+ * stream machinery each; a child also reads each frame's header in two more calls.
+ */
+export const BATCH_BYTES = 256 * 1024;
 const LINGER_MS = 5000;
 
 /** Offset up to which a stream's queued writes have reached the kernel, and a callback as they do. */
@@ -30,7 +37,7 @@ class WriteTracker {
 
 export class SocketSink implements Sink {
   private readonly tracker = new WriteTracker();
-  constructor(private readonly socket: Socket, private readonly limit = DEFAULT_LIMIT) {}
+  constructor(private readonly socket: Socket, private readonly limit = DEFAULT_LIMIT, readonly batchBytes = BATCH_BYTES) {}
   write(offset: number, data: Buffer): boolean {
     if (this.socket.destroyed) return true;
     this.socket.write(dataFrameHeader(offset, data.length));
@@ -77,7 +84,7 @@ export class SocketSink implements Sink {
 /** The local consumer's stdin. end() closes it, so the command sees EOF. */
 export class StdinSink implements Sink {
   private readonly tracker = new WriteTracker();
-  constructor(private readonly stdin: Writable, private readonly limit = DEFAULT_LIMIT) {}
+  constructor(private readonly stdin: Writable, private readonly limit = DEFAULT_LIMIT, readonly batchBytes = BATCH_BYTES) {}
   write(offset: number, data: Buffer): boolean {
     if (this.stdin.destroyed) return true;
     this.stdin.write(data, this.tracker.done);

@@ -153,6 +153,29 @@ test('relay: readers get every byte in order, END with the digest, and a slow bl
   assert.ok(relay.ownDigest?.equals(digest));
 });
 
+test('relay: a sink with batchBytes gets writes of at least that much, the rest after batchMs and at the end', async () => {
+  const relay = new Relay({ ringBytes: 10_000, batchMs: 5 });
+  const batched = Object.assign(new MemorySink(), { batchBytes: 300 });
+  const plain = new MemorySink();
+  relay.addReader('batched', batched, 0, 'blocking');
+  relay.addReader('plain', plain, 0, 'blocking');
+  const data = randomBytes(2050);
+  for (let i = 0; i < 20; i++) relay.ingest(i * 100, data.subarray(i * 100, (i + 1) * 100));
+  assert.equal(plain.chunks.length, 20, 'a sink without batchBytes gets every piece at once');
+  assert.ok(batched.chunks.every((c) => c.length >= 300), `batched writes: ${batched.chunks.map((c) => c.length).join(' ')}`);
+  assert.ok(batched.bytes.equals(data.subarray(0, batched.bytes.length)));
+  const before = batched.bytes.length;
+  assert.ok(before < 2000 && before >= 1800);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(batched.bytes.length, 2000, 'a small remainder goes out after batchMs');
+  relay.ingest(2000, data.subarray(2000));
+  relay.finish(2050, createHash('sha256').update(data).digest());
+  await new Promise((r) => setImmediate(r));
+  assert.ok(batched.bytes.equals(data), 'the last bytes go out at the end without waiting');
+  assert.equal(batched.ended?.total, 2050);
+  relay.close();
+});
+
 test('relay: a wrong digest is reported, not hidden', async () => {
   let got: { digestOk: boolean } | null = null;
   const relay = new Relay({ ringBytes: 100 }, { complete: (c) => (got = c) });
