@@ -13,7 +13,7 @@ import { DeploymentRequest, type LiveSource } from '../../src/deploy/deployment.
 import { liveManifest, liveImageName, ZERO_SHA256 } from '../../src/deploy/live.js';
 import { buildPlan, deploymentLayout, PolicyError } from '../../src/deploy/policy.js';
 import { parsePlan } from '../../src/deploy/plan.js';
-import { LiveFeed, LiveFeedError, SHA256_TRAILER } from '../../src/deploy/live-feed.js';
+import { LiveFeed, LiveFeedError, SHA256_TRAILER, TAR_SHA256_TRAILER } from '../../src/deploy/live-feed.js';
 import { requestFromArgs, splitCopyMbr } from '../../src/cli/deploy.js';
 
 const code = Buffer.alloc(446, 0x33);
@@ -88,12 +88,12 @@ test('the command line: --live takes no IMAGE; -m DRIVE is read as ka-d.sh wrote
 });
 
 /** A real upload on loopback; the server hands the request to the feed. */
-async function upload(feed: LiveFeed, chunks: Buffer[], opts: { trailer?: string | null; cut?: boolean } = {}): Promise<{ result: Promise<unknown>; read: Promise<Buffer> }> {
+async function upload(feed: LiveFeed, chunks: Buffer[], opts: { trailer?: string | null; cut?: boolean; tarTrailer?: string; copy?: () => import('node:stream').Writable } = {}): Promise<{ result: Promise<unknown>; read: Promise<Buffer> }> {
   let resolveReq!: (r: IncomingMessage) => void;
   const got = new Promise<IncomingMessage>((r) => (resolveReq = r));
   const server = createServer((req, res) => {
     resolveReq(req);
-    feed.feed(req).then(() => res.end('ok'), () => res.end('no'));
+    feed.feed(req, opts.copy?.()).then(() => res.end('ok'), () => res.end('no'));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
@@ -105,7 +105,7 @@ async function upload(feed: LiveFeed, chunks: Buffer[], opts: { trailer?: string
     } catch { /* a failed feed */ }
     return Buffer.concat(parts);
   })();
-  const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/', headers: { 'content-type': 'application/zstd', ...(opts.trailer !== null ? { trailer: SHA256_TRAILER } : {}) } });
+  const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/', headers: { 'content-type': 'application/zstd', ...(opts.trailer !== null ? { trailer: `${SHA256_TRAILER}, ${TAR_SHA256_TRAILER}` } : {}) } });
   req.on('error', () => undefined);
   for (const c of chunks) req.write(c);
   if (opts.cut) {
@@ -113,7 +113,7 @@ async function upload(feed: LiveFeed, chunks: Buffer[], opts: { trailer?: string
     await new Promise((r) => setTimeout(r, 100));
     req.destroy();
   } else {
-    if (opts.trailer !== null) req.addTrailers({ [SHA256_TRAILER]: opts.trailer ?? sha(all) });
+    if (opts.trailer !== null) req.addTrailers({ [SHA256_TRAILER]: opts.trailer ?? sha(all), ...(opts.tarTrailer ? { [TAR_SHA256_TRAILER]: opts.tarTrailer } : {}) });
     req.end();
   }
   const result = got.then(() => new Promise((resolve) => {
@@ -163,4 +163,30 @@ test('abort: a feed the session no longer wants fails without an upload', () => 
   assert.equal(feed.error, 'session kainstall1 ended');
   feed.abort('again');
   assert.equal(feed.error, 'session kainstall1 ended');
+});
+
+test('--keep: the upload is copied as it passes, and the golden\'s tar digest is kept', async () => {
+  const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+  const { createWriteStream } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'kaboot-feed-'));
+  try {
+    const data = [Buffer.alloc(2_000_000, 5), Buffer.from('tail')];
+    const feed = new LiveFeed('kainstall1', '/');
+    const u = await upload(feed, data, { tarTrailer: 'b'.repeat(64), copy: () => createWriteStream(join(dir, 'copy')) });
+    assert.equal(await u.result, 'done');
+    assert.deepEqual(await u.read, Buffer.concat(data));
+    assert.deepEqual(await readFile(join(dir, 'copy')), Buffer.concat(data));
+    assert.equal(feed.tarSha256, 'b'.repeat(64));
+    assert.equal(feed.copyError, undefined);
+    // a copy that cannot be written is given up; the session's stream goes on
+    const lost = new LiveFeed('kainstall2', '/boot');
+    const v = await upload(lost, data, { copy: () => createWriteStream(join(dir, 'no/such/dir/copy')) });
+    assert.equal(await v.result, 'done');
+    assert.deepEqual(await v.read, Buffer.concat(data));
+    assert.match(lost.copyError ?? '', /ENOENT/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
