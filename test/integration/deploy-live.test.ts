@@ -214,6 +214,40 @@ test('the full tree with everything in it: the same without -x; --keep stores wh
   assert.equal(kept.filesystems[0]!.stream_bytes, session.bytes);
 });
 
+test('a node that joins a live session late is served from the appliance\'s spool, not the golden', async () => {
+  const F = '52:54:00:90:00:0f';
+  const G = '52:54:00:90:00:1f';
+  const golden = lab.spawn(gold.ns, ['node', kabootBin, 'deploy', '--live', '--name', 'golden-live', '--from', join(work, 'golden'), '--desc', join(work, 'desc'), '--mac', F, '--mac', G, '--session-wait', '1', '--server', BASE, '--token-file', tokenFile]);
+  const d = await deploymentOf(F, golden);
+  const [pf, pg] = await Promise.all([planFor(n1, F), planFor(n2, G)]);
+  const s2 = await Promise.all([kaJoin(n1, F, pf.plan.stage2, 'cat > /dev/null'), kaJoin(n2, G, pg.plan.stage2, 'cat > /dev/null')]);
+  for (const r of s2) assert.equal(r.exitCode, 0, String(r.stderr));
+  const ref = (p: DeployPlan) => p.disks[0]!.filesystems.find((f) => f.session)!.session!;
+  // F's consumer waits for a flag: the session starts with F alone (after --session-wait), the
+  // golden's stream goes into the spool and the golden leaves; then G joins late
+  const flag = join(work, 'late-flag');
+  const destF = join(work, 'late-f');
+  const destG = join(work, 'late-g');
+  await mkdir(destF);
+  await mkdir(destG);
+  const gated = `while [ ! -e ${flag} ]; do sleep 0.1; done; ${receiveScript(destF, [], join(work, 'late-f.rc'))}`;
+  const fJoin = kaJoin(n1, F, ref(pf.plan), gated);
+  const g = await golden;
+  assert.equal(g.exitCode, 0, `the golden is done once its stream is in: ${String(g.stderr)}`);
+  const gJoin = kaJoin(n2, G, ref(pg.plan), receiveScript(destG, [], join(work, 'late-g.rc')));
+  for (let i = 0; i < 300 && !kb.logs().some((l) => l.deployment === d.id && l.session === 'kainstall1' && l.msg === 'ka: late joiner becomes the tail'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(kb.logs().some((l) => l.deployment === d.id && l.session === 'kainstall1' && l.msg === 'ka: late joiner becomes the tail'), 'G joined after the start');
+  await writeFile(flag, '');
+  const [rf, rg] = await Promise.all([fJoin, gJoin]);
+  assert.equal(rf.exitCode, 0, String(rf.stderr).slice(-2000));
+  assert.equal(rg.exitCode, 0, String(rg.stderr).slice(-2000));
+  const want = await buildManifest(join(work, 'golden'));
+  for (const dest of [destF, destG]) {
+    const diffs = compareManifests(want, await buildManifest(dest));
+    assert.deepEqual(diffs, [], formatDifferences(diffs));
+  }
+});
+
 test('a live request is checked strictly by the API: the bad field is named; a deployment without a live source has no live route', async () => {
   const post = async (body: unknown) => {
     const r = await lab.exec(srv.ns, ['curl', '-sS', '-X', 'POST', '-H', `authorization: Bearer ${kb.token()}`, '-H', 'content-type: application/json', '-d', JSON.stringify(body), '-w', '\n%{http_code}', `${BASE}/api/deployments`], { reject: false });
