@@ -74,17 +74,20 @@ for (const { mode, via } of paths) {
 // A node on local boot, with a small disk (NIC first in the boot order, disk second) whose
 // boot loader prints KABOOT-LAB-DISK: BIOS reaches it through the script's sanboot, UEFI
 // through local-boot-x64.efi (GRUB searching the ESP), without OVMF's own PXE/HTTP boot.
+// A blank disk on UEFI (a new node while boot.default is local): the image finds nothing,
+// says so and exits, and the firmware goes on with its next boot option.
 const localPaths = [
-  { mode: 'bios-local', way: 'sanboot' },
-  { mode: 'uefi-local', way: 'local-efi' },
+  { mode: 'bios-local', way: 'sanboot', disk: 'loader', title: 'goes from kaboot\'s iPXE script to its own disk' },
+  { mode: 'uefi-local', way: 'local-efi', disk: 'loader', title: 'goes from kaboot\'s iPXE script to its own disk' },
+  { mode: 'uefi-local', way: 'local-efi-found-nothing', disk: 'empty', title: 'with a blank disk is handed back to the firmware' },
 ] as const;
 
-for (const { mode, way } of localPaths) {
-  test(`lab: a ${mode.split('-')[0]!.toUpperCase()} VM on local boot goes from kaboot's iPXE script to its own disk (${way})`, { timeout: (markerTimeoutSeconds + 120) * 1000 }, async (t) => {
+for (const { mode, way, disk, title } of localPaths) {
+  test(`lab: a ${mode.split('-')[0]!.toUpperCase()} VM on local boot ${title} (${way})`, { timeout: (markerTimeoutSeconds + 120) * 1000 }, async (t) => {
     const run = await execa('bash', [labScript, mode], {
       reject: false,
       all: true,
-      env: { LAB_TIMEOUT: String(markerTimeoutSeconds) },
+      env: { LAB_TIMEOUT: String(markerTimeoutSeconds), LAB_LOCAL_DISK: disk },
       timeout: (markerTimeoutSeconds + 90) * 1000,
       killSignal: 'SIGTERM',
     });
@@ -94,7 +97,8 @@ for (const { mode, way } of localPaths) {
     const f = Object.fromEntries(line.split(' ').slice(1).map((kv) => kv.split('=', 2) as [string, string]));
     assert.equal(f.mode, mode);
     assert.equal(f.way, way);
-    assert.equal(f.firmware_net_boots, '0', 'the firmware never tried its own network boot');
+    if (disk === 'empty') assert.notEqual(f.firmware_net_boots, '0', 'the firmware went on with its own boot options');
+    else assert.equal(f.firmware_net_boots, '0', 'the firmware never tried its own network boot');
     t.diagnostic(lineStarting(run.stdout, 'LAB-PHASES ') ?? 'no LAB-PHASES line');
   });
 }

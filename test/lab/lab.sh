@@ -15,6 +15,9 @@
 #                          (GRUB's boot.img + core.img); UEFI: the script chainloads
 #                          local-boot-x64.efi over HTTP, which finds the ESP's
 #                          \EFI\BOOT\BOOTX64.EFI (a GRUB image) and chainloads it.
+#                          LAB_LOCAL_DISK=empty: a blank disk; on UEFI the image finds
+#                          nothing and exits, and the run ends when OVMF goes on
+#                          with its own network boot (the "marker").
 #                          LAB_NO_LOCAL_EFI=1: images/ without local-boot-x64.efi, so
 #                          the script exits to the firmware (the old path, to compare).
 #
@@ -146,19 +149,34 @@ make_local_disk() {
     dd if=/usr/lib/grub/i386-pc/boot.img of="$disk" bs=440 count=1 conv=notrunc status=none
     dd if="$d/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
   else
-    # GPT with one EFI system partition from 1 MiB; FAT made and filled by offset (the host's
-    # loop driver scans no partitions, and its kernel may have no vfat module)
-    printf 'label: gpt\nstart=2048, size=120832, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n' | sfdisk -q "$disk"
+    # GPT: an EFI system partition (32 MiB from 1 MiB) and an ext4 root, as a UEFI clone has.
+    # Both made and filled by offset (the host's loop driver scans no partitions, and its
+    # kernel may have no vfat module).
+    printf 'label: gpt\nstart=2048, size=65536, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=67584, size=63454, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' | sfdisk -q "$disk"
     # (mkfs.vfat warns that the file is larger than the partition: that is the point of the count)
-    mkfs.vfat -F 16 -n ESP --offset 2048 "$disk" $((120832 / 2)) 2>&1 >/dev/null | { grep -v 'block count mismatch' || true; } >&2
-    printf 'echo KABOOT-LAB-DISK firmware=uefi\nhalt\n' >"$d/early.cfg"
-    grub-mkimage -O x86_64-efi -d /usr/lib/grub/x86_64-efi -c "$d/early.cfg" -p /EFI/BOOT -o "$d/BOOTX64.EFI" echo halt
+    mkfs.vfat -F 16 -n ESP --offset 2048 "$disk" $((65536 / 2)) 2>&1 >/dev/null | { grep -v 'block count mismatch' || true; } >&2
+    # The root holds /boot/grub/grub.cfg, which prints the marker; BOOTX64.EFI is what
+    # `grub-install --removable` makes: an image whose embedded config finds the root by
+    # its UUID and sets the prefix there, so reaching the marker proves that GRUB, started
+    # by local-boot-x64.efi's chainloader, found its own disk and config.
+    local uuid
+    uuid="$(cat /proc/sys/kernel/random/uuid)"
+    mkdir -p "$d/root/boot/grub"
+    printf 'echo "KABOOT-LAB-DISK firmware=uefi grub.cfg=(hd0,gpt2)"\nhalt\n' >"$d/root/boot/grub/grub.cfg"
+    mkfs.ext4 -q -F -U "$uuid" -d "$d/root" -E offset=$((67584 * 512)) "$disk" $((63454 / 2))k
+    printf 'search.fs_uuid %s root\nset prefix=($root)/boot/grub\n' "$uuid" >"$d/load.cfg"
+    grub-mkimage -O x86_64-efi -d /usr/lib/grub/x86_64-efi -c "$d/load.cfg" -p /boot/grub -o "$d/BOOTX64.EFI" \
+      part_gpt ext2 search_fs_uuid normal echo halt
     MTOOLS_SKIP_CHECK=1 mmd -i "$disk@@1M" ::/EFI ::/EFI/BOOT
     MTOOLS_SKIP_CHECK=1 mcopy -i "$disk@@1M" "$d/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
   fi
 }
 if [[ $local_boot == 1 ]]; then
-  make_local_disk "$work/disk.raw"
+  if [[ "${LAB_LOCAL_DISK:-loader}" == empty ]]; then
+    truncate -s 64M "$work/disk.raw"
+  else
+    make_local_disk "$work/disk.raw"
+  fi
   if [[ $fw == uefi && "${LAB_NO_LOCAL_EFI:-0}" != 1 ]]; then
     # what `kaboot stage2 build` writes, built here with the host's GRUB by the same code
     node -e "import('$repo/dist/src/stage2/local-boot-efi.js').then((m) => m.buildLocalBootEfi({ root: '/', out: '$images/local-boot-x64.efi', epoch: 1704067200 })).catch((e) => { console.error(e); process.exit(1); })"
@@ -336,6 +354,9 @@ declare -A pattern=(
 if [[ $local_boot == 1 ]]; then
   milestones=(ipxe lease script efi chain pxev4)
   marker_re="KABOOT-LAB-DISK firmware=$fw"
+  # An empty disk on UEFI: local-boot-x64.efi finds nothing, says so and exits; the
+  # marker is then the firmware going on with its next boot option.
+  [[ $fw == uefi && "${LAB_LOCAL_DISK:-loader}" == empty ]] && marker_re='Start (PXE|HTTP Boot) over'
 fi
 declare -A seen_at=()
 # the console without CRs and terminal escapes (iPXE colours its lines, GRUB moves the cursor)
@@ -366,13 +387,16 @@ if [[ $local_boot == 1 ]]; then
   firmware_net=$(grep -a -c -E 'Start (PXE|HTTP Boot) over' <<<"$console" || true)
   if [[ $fw == bios ]]; then
     way=sanboot
+  elif [[ "${LAB_LOCAL_DISK:-loader}" == empty ]]; then
+    way=local-efi-found-nothing
+    grep -a -q 'kaboot: no local disk holds' <<<"$console" || fail "local-boot-x64.efi did not say that it found nothing"
   elif grep -a -q 'kaboot: chainloading (' <<<"$console"; then
     way=local-efi
     (( firmware_net == 0 )) || fail "OVMF tried its own network boot although local-boot-x64.efi found the disk"
   else
     way=firmware
   fi
-  [[ "${LAB_NO_LOCAL_EFI:-0}" == 1 || $fw == bios || $way == local-efi ]] || fail "UEFI reached its disk without kaboot's local-boot image"
+  [[ "${LAB_NO_LOCAL_EFI:-0}" == 1 || $fw == bios || $way == local-efi* ]] || fail "UEFI reached its disk without kaboot's local-boot image"
   phases=""
   for m in "${milestones[@]}"; do phases+=" $m=${seen_at[$m]:--}"; done
   log "disk marker after ${elapsed} s: $marker"
