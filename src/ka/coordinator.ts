@@ -182,6 +182,8 @@ interface NodeRec {
 }
 
 const HANDSHAKE_MS = 10_000;
+/** how far a file source is read ahead of the first hop (the ring then holds about that much, not --ring) */
+const FILE_READ_AHEAD = 8 * 1024 * 1024;
 
 function listen(server: Server, port: number, host?: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -248,7 +250,13 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   const result = new Promise<SessionResult>((r) => (resolveResult = r));
 
   const relay = new Relay(
-    { ringBytes: opts.ringBytes ?? DEFAULT_RING_BYTES, gapReader: () => spool.gapReader(), hasher: hasherFor(opts.hash) },
+    {
+      ringBytes: opts.ringBytes ?? DEFAULT_RING_BYTES,
+      gapReader: () => spool.gapReader(),
+      hasher: hasherFor(opts.hash),
+      // a file can be read again at any time (it is the spool): reading far ahead of the first hop only touches memory
+      readAhead: fileSource !== null ? FILE_READ_AHEAD : undefined,
+    },
     {
       pause: () => (fileReader ?? sourceStream)?.pause(),
       resume: () => (fileReader ?? sourceStream)?.resume(),

@@ -92,6 +92,12 @@ export interface RelayOptions {
   maxWrite?: number;
   /** largest single read into the ring (default 1 MiB, at most a quarter of the ring) */
   readMax?: number;
+  /**
+   * Pause upstream once blocking readers lag by this much (default: the ring less room
+   * for reads in flight). A source that can always be read again later (a file) needs
+   * no more than a few MiB ahead of its readers; reading further only touches memory.
+   */
+  readAhead?: number;
   gapReader?: () => GapReader;
   /** longest a sink with batchBytes waits for its batch to fill (default 2 ms) */
   batchMs?: number;
@@ -147,7 +153,7 @@ export class Relay {
   constructor(private readonly opts: RelayOptions, private readonly events: RelayEvents = {}) {
     this.ring = new ByteRing(opts.ringBytes);
     this.readMax = Math.max(1, Math.min(opts.readMax ?? 1024 * 1024, Math.floor(opts.ringBytes / 4)));
-    this.pauseAt = opts.ringBytes - 2 * this.readMax;
+    this.pauseAt = Math.max(this.readMax, Math.min(opts.ringBytes - 2 * this.readMax, opts.readAhead ?? Infinity));
     this.maxWrite = opts.maxWrite ?? 1024 * 1024;
     this.now = opts.now ?? Date.now;
     this.external = opts.hasher ? opts.hasher() : null;

@@ -176,6 +176,19 @@ test('relay: a sink with batchBytes gets writes of at least that much, the rest 
   relay.close();
 });
 
+test('relay: readAhead pauses upstream once blocking readers lag by that much, whatever the ring', () => {
+  let paused = 0;
+  const relay = new Relay({ ringBytes: 10_000, readMax: 100, readAhead: 1000 }, { pause: () => paused++ });
+  const slow = new MemorySink();
+  slow.budget = 1;
+  relay.addReader('slow', slow, 0, 'blocking');
+  const data = randomBytes(5000);
+  let i = 0;
+  while (i < 50 && relay.ingest(i * 100, data.subarray(i * 100, (i + 1) * 100))) i++;
+  assert.equal(paused, 1);
+  assert.ok(relay.end > 1000 && relay.end <= 1200, `read ahead ${relay.end}`);
+});
+
 test('relay: a wrong digest is reported, not hidden', async () => {
   let got: { digestOk: boolean } | null = null;
   const relay = new Relay({ ringBytes: 100 }, { complete: (c) => (got = c) });
