@@ -36,7 +36,8 @@
 #   LAB_KEEP     1: keep the run's work folder (logs, config) and print its path
 #   LAB_MEM      guest memory in MiB (default 512)
 #   LAB_IPV6_RA  1: an IPv6 router advertisement on the bridge (dnsmasq), so iPXE does
-#                not wait ~15 s for one (see docs/lab.md)
+#                not wait ~15 s for one (see docs/lab.md); empty: an RA that configures
+#                nothing (router lifetime 0, M=0 O=0, no prefix; ra-empty.py, python3)
 #   LAB_INITRD_PAD_MB  N: append N MiB of random bytes (an uncompressed cpio) to the
 #                initrd, to time an initrd as large as the agent's (44 MB)
 #   LAB_BIOS_PXELINUX 1: BIOS through pxelinux and TFTP (the default before bios_ipxe
@@ -307,6 +308,9 @@ if [[ "${LAB_IPV6_RA:-0}" == 1 ]]; then
   nsx ip -6 addr add fd00:99::1/64 dev br0 nodad
   spawn "$work/ra.log" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=br0 \
     --bind-interfaces --pid-file= --enable-ra --dhcp-range=fd00:99::,ra-only,64
+elif [[ "${LAB_IPV6_RA:-0}" == empty ]]; then
+  # an RA that configures nothing: lifetime 0, M=0 O=0, no prefix (ra-empty.py)
+  spawn "$work/ra.log" python3 "$here/ra-empty.py" br0
 fi
 
 if [[ "${LAB_CAPTURE:-0}" == 1 ]]; then
