@@ -118,13 +118,22 @@ async function streamFilesystem(t: ApiTarget, id: string, feed: FeedStatus, src:
       });
       res.on('error', reject);
     });
-    req.on('error', (e) => reject(new LiveGoldenError(`POST ${url.href}: ${e.message}`)));
+    req.on('error', (e) => reject(e instanceof LiveGoldenError ? e : new LiveGoldenError(`POST ${url.href}: ${e.message}`)));
     // backpressure all the way: the appliance reads as fast as its session sends
     zstd.stdout!.pipe(tap).pipe(req, { end: false });
+    // the trailer vouches for a complete stream: only once tar and zstd ended well; else the
+    // upload is cut, and the appliance fails the session rather than pass on a short stream
     tap.once('end', () => {
       digest = hash.digest('hex');
-      req.addTrailers({ [SHA256_TRAILER]: digest, [TAR_SHA256_TRAILER]: tarHash.digest('hex') });
-      req.end();
+      void Promise.all([feedZstd, zstd, tarDone]).then(([feedErr, z, tarResult]) => {
+        const why = tarResult instanceof Error ? tarResult.message : feedErr ? `reading ${src.dir} failed: ${feedErr.message}` : z.exitCode !== 0 ? `zstd failed (${z.exitCode ?? z.signal}): ${String(z.stderr).trim()}` : undefined;
+        if (why) {
+          req.destroy(new LiveGoldenError(why));
+          return;
+        }
+        req.addTrailers({ [SHA256_TRAILER]: digest, [TAR_SHA256_TRAILER]: tarHash.digest('hex') });
+        req.end();
+      });
     });
   });
   let res: Upload;

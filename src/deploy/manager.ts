@@ -424,7 +424,7 @@ export class DeploymentManager {
   }
 
   private markWanted(rt: Runtime | undefined): void {
-    for (const r of rt?.sessions ?? []) if (r.feed && r.session.stats().state !== 'waiting') r.feed.want();
+    for (const r of rt?.sessions ?? []) if (r.feed && r.session.stats().state === 'running') r.feed.want();
   }
 
   /** A live golden that went silent while streams are still wanted: its sessions fail, and with them the nodes. */
