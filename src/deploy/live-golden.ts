@@ -214,7 +214,15 @@ export async function runLiveGolden(o: LiveGoldenOptions): Promise<Deployment> {
     if (!src) throw new LiveGoldenError(`the appliance asks for ${next.mount}, which this golden does not have`);
     sent.add(next.session);
     o.say(`${next.session} started: streaming ${src.mount} from ${src.dir}`);
-    const r = await streamFilesystem(o.target, d.id, next, src, below.get(src.mount) ?? [], o.level ?? 3, o.signal);
+    let r;
+    try {
+      r = await streamFilesystem(o.target, d.id, next, src, below.get(src.mount) ?? [], o.level ?? 3, o.signal);
+    } catch (e) {
+      // a connection cut by the appliance says little: its own account of the feed says why
+      const why = await apiRequest<LiveStatus>(o.target, 'GET', `/api/deployments/${d.id}/live`).then((x) => x.body.feeds.find((f) => f.session === next.session)?.error, () => undefined);
+      if (why) throw new LiveGoldenError(`${next.session} (${src.mount}): ${why}`);
+      throw e;
+    }
     r.warnings.forEach(o.say);
     o.say(`${src.mount}: ${r.bytes} bytes sent, sha256 ${r.sha256}`);
   }
