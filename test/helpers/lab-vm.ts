@@ -137,6 +137,9 @@ export async function startVm(lab: NetLab, ns: string, opts: VmOptions): Promise
     const argv = ['qemu-system-x86_64', ...qemuArgs({ ...opts, mac, tap, varsFile })];
     const consoleLog = join(workDir, `${opts.name}-serial.log`);
     const logStream = createWriteStream(consoleLog);
+    // the same console with each line's arrival in seconds since qemu started, to see where boot time goes
+    const timedStream = createWriteStream(join(workDir, `${opts.name}-serial.timed.log`));
+    let lineStart = true;
     let text = '';
     let stderr = '';
     // where each chunk of console text starts, and when it came
@@ -147,6 +150,10 @@ export async function startVm(lab: NetLab, ns: string, opts: VmOptions): Promise
     const waiters = new Set<() => void>();
     proc.stdout?.on('data', (chunk: Buffer) => {
       logStream.write(chunk);
+      const secs = ((Date.now() - startedAt) / 1000).toFixed(1).padStart(7);
+      const plain = chunk.toString('latin1').replace(/\r/g, '');
+      timedStream.write((lineStart ? `${secs} ` : '') + plain.replace(/\n(?!$)/g, `\n${secs} `));
+      lineStart = plain.endsWith('\n');
       chunks.push({ offset: text.length, at: Date.now() });
       text += chunk.toString('latin1').replace(/\r/g, '');
       for (const w of waiters) w();
@@ -159,6 +166,7 @@ export async function startVm(lab: NetLab, ns: string, opts: VmOptions): Promise
     ).then(async (r) => {
       done = r;
       await new Promise<void>((res) => logStream.end(res));
+      await new Promise<void>((res) => timedStream.end(res));
       for (const c of cleanups.splice(0).reverse()) await c();
       for (const w of waiters) w();
       return r;
