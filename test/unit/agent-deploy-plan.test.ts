@@ -49,6 +49,11 @@ test('sessionProblem: digest, size, the plan\'s SHA-256 and the consumer\'s exit
   assert.match(sessionProblem(ref, { ...ok, digest: 'd'.repeat(64) }, true)!, /the plan says c{64}/);
   assert.match(sessionProblem(ref, { ...ok, ok: false, exitCode: 2 }, true)!, /consumer exited with 2/);
   assert.match(sessionProblem(ref, { ...ok, ok: false, exitCode: null }, true)!, /a signal/);
+  // a live golden's session: no size or digest up front; the coordinator's digest and the consumer still count
+  const live = { ...ref, live: true, bytes: 0, sha256: '0'.repeat(64) };
+  assert.equal(sessionProblem(live, { ...ok, bytes: 99, digest: 'e'.repeat(64) }, true), undefined);
+  assert.match(sessionProblem(live, { ...ok, ok: false, digestOk: false }, true)!, /does not match/);
+  assert.match(sessionProblem(live, { ...ok, ok: false, exitCode: 2 }, true)!, /consumer exited with 2/);
 });
 
 test('the session library\'s log calls become readable lines', () => {

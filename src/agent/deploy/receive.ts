@@ -77,7 +77,7 @@ async function receiveOne(ctx: Parameters<Step<DeployState>['run']>[0], ref: Ses
   const start = progressDir ? usedBytes(progressDir) : undefined;
   const progress = start === undefined ? undefined : setInterval(() => {
     const now = usedBytes(progressDir!);
-    if (now !== undefined) ctx.say(`${tag}: ${((now - start) / 1e6).toFixed(0)} MB written so far (stream ${(ref.bytes / 1e6).toFixed(0)} MB compressed)`);
+    if (now !== undefined) ctx.say(`${tag}: ${((now - start) / 1e6).toFixed(0)} MB written so far${ref.live ? '' : ` (stream ${(ref.bytes / 1e6).toFixed(0)} MB compressed)`}`);
   }, 10_000);
   let r;
   try {
