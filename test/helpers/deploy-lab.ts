@@ -37,17 +37,34 @@ async function kaboot(args: string[], opts: { timeoutMs?: number } = {}) {
   return r;
 }
 
-/** vmlinuz + all.rdz + stage2.sqfs in a fresh images folder, and the golden captured as image `golden`. */
-export async function prepareInputs(): Promise<LabInputs> {
+/** What prepare and the first boot change in a clone on purpose; everything else must equal the golden. */
+export const changedOnPurpose = [
+  '/etc/fstab', '/etc/hostname', '/etc/hosts', '/etc/machine-id', '/var/lib/dbus/machine-id',
+  '/etc/initramfs-tools/modules', '/boot/grub/**', '/boot/initrd.img-*', '/boot/efi', '/boot/efi/**',
+  '/var/log/**', '/var/lib/systemd/**', '/var/lib/initramfs-tools/**', '/var/tmp/**', '/tmp/**',
+  '/etc/udev/rules.d/70-persistent-net.rules', '/etc/ld.so.cache', '/var/cache/**', '/lost+found',
+  // folders whose content the above changes: their mtime moves with it
+  '/boot', '/boot/grub', '/tmp', '/var/tmp', '/var/log', '/var/lib/systemd', '/var/lib/dbus', '/var/cache',
+  '/etc/initramfs-tools', '/etc/udev/rules.d', '/var/lib/initramfs-tools',
+];
+
+/** The desc that describes the lab golden's disk. */
+export const goldenDescFile = (inputs: Pick<LabInputs, 'dir'>) => join(inputs.dir, 'golden.desc');
+
+/**
+ * vmlinuz + all.rdz + stage2.sqfs in a fresh images folder, and the golden captured as
+ * image `golden` (not with capture: false, for a live golden).
+ */
+export async function prepareInputs(opts: { capture?: boolean } = {}): Promise<LabInputs> {
   const dir = mkdtempSync(join(tmpdir(), 'kaboot-deploy-lab-'));
   const imagesDir = join(dir, 'images');
   const seconds: Record<string, number> = {};
   await timed(seconds, 'initrd', () => kaboot(['initrd', 'build', '--out', imagesDir]));
   await timed(seconds, 'stage2', () => kaboot(['stage2', 'build', '--out', imagesDir]));
   const built = await timed(seconds, 'golden', () => buildGolden());
-  const descFile = join(dir, 'golden.desc');
+  const descFile = goldenDescFile({ dir });
   writeFileSync(descFile, `linux fill ext4 / label=${built.info.partition.fslabel} bootable\n`);
-  await timed(seconds, 'capture', () => withDiskPartition(built.disk, built.info.partition.number, (root) =>
+  if (opts.capture !== false) await timed(seconds, 'capture', () => withDiskPartition(built.disk, built.info.partition.number, (root) =>
     kaboot(['image', 'capture', 'golden', '--from', root, '--images', imagesDir, '--desc', descFile, '--bootloader', 'grub-pc'])));
   return { dir, imagesDir, goldenDisk: built.disk, golden: built.info, seconds };
 }

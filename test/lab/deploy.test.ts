@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { prepareInputs, startAppliance, deploy, api, labNodes, bootNodes, rootPartition, type LabAppliance, type LabInputs, type LabNode } from '../helpers/deploy-lab.js';
+import { prepareInputs, startAppliance, deploy, api, labNodes, bootNodes, rootPartition, changedOnPurpose, type LabAppliance, type LabInputs, type LabNode } from '../helpers/deploy-lab.js';
 import { goldenMarker, withDiskPartition } from '../helpers/lab-vm.js';
 import { buildManifest, compareManifests, formatDifferences } from '../helpers/fs-manifest.js';
 
@@ -19,17 +19,6 @@ interface DeploymentView {
   message?: string;
   nodes: { mac: string; n: number; state: string; step?: string; message?: string; firmware?: string; hostname?: string; bytes?: number }[];
 }
-
-// What prepare and the first boot change on purpose; everything else must equal the golden.
-const changedOnPurpose = [
-  '/etc/fstab', '/etc/hostname', '/etc/hosts', '/etc/machine-id', '/var/lib/dbus/machine-id',
-  '/etc/initramfs-tools/modules', '/boot/grub/**', '/boot/initrd.img-*', '/boot/efi', '/boot/efi/**',
-  '/var/log/**', '/var/lib/systemd/**', '/var/lib/initramfs-tools/**', '/var/tmp/**', '/tmp/**',
-  '/etc/udev/rules.d/70-persistent-net.rules', '/etc/ld.so.cache', '/var/cache/**', '/lost+found',
-  // folders whose content the above changes: their mtime moves with it
-  '/boot', '/boot/grub', '/tmp', '/var/tmp', '/var/log', '/var/lib/systemd', '/var/lib/dbus', '/var/cache',
-  '/etc/initramfs-tools', '/etc/udev/rules.d', '/var/lib/initramfs-tools',
-];
 
 const minutes = (m: number) => m * 60_000;
 
