@@ -11,6 +11,7 @@ import { bootFileProvider } from './boot/tftp-files.js';
 import { startDhcpServer, type DhcpServer } from './dhcp/server.js';
 import { NodeLogs } from './nodes/node-logs.js';
 import { DeploymentManager } from './deploy/manager.js';
+import { startQuietAdvertiser } from './ra/service.js';
 
 export interface Appliance {
   nodes: NodeRegistry;
@@ -69,6 +70,11 @@ export async function startAppliance(config: KabootConfig, logger: Logger): Prom
   if (config.dhcp.mode !== 'off') {
     dhcp = await startDhcpServer({ config, interfaces, nodes, logger });
     closers.push(() => dhcp?.close());
+  }
+
+  if (config.ipv6_ra === 'quiet') {
+    const ra = startQuietAdvertiser({ interfaces, logger });
+    closers.push(() => ra.close());
   }
 
   logger.info({ http_port: httpPort }, 'kaboot ready');

@@ -6,7 +6,8 @@
 //   port 67 (one per interface), receive only their own interface's broadcasts, and
 //   send a limited broadcast (255.255.255.255) out of the right interface.
 // closeFd(fd)
-//   For failure paths, when the fd never reached dgram.
+//   For failure paths, when the fd never reached dgram, and to close ICMPv6 sockets.
+// icmp6SocketOnDevice / icmp6Send / icmp6Receive: see icmp6_socket.c.
 //
 // Errors are JS Errors carrying code (e.g. "ENODEV"), errno and syscall, like Node's own.
 #define _GNU_SOURCE
@@ -21,15 +22,9 @@
 
 #include <node_api.h>
 
-#define CHECK_NAPI(env, call)                                       \
-  do {                                                              \
-    if ((call) != napi_ok) {                                        \
-      throw_napi_failure((env), #call);                             \
-      return NULL;                                                  \
-    }                                                               \
-  } while (0)
+#include "kaboot_native.h"
 
-static void throw_napi_failure(napi_env env, const char* what) {
+void throw_napi_failure(napi_env env, const char* what) {
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   if (pending) return;
@@ -60,7 +55,7 @@ static const char* errno_name(int err) {
 
 // Throws an Error like Node's system errors: message "<syscall> <detail>: <strerror>",
 // with code, errno (negative, as libuv reports it) and syscall properties.
-static void throw_errno(napi_env env, int err, const char* syscall, const char* detail) {
+void throw_errno(napi_env env, int err, const char* syscall, const char* detail) {
   char msg[512];
   snprintf(msg, sizeof msg, "%s %s: %s (%s)", syscall, detail, strerror(err), errno_name(err));
   napi_value js_msg, js_code, error, js_errno, js_syscall;
@@ -238,6 +233,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"udpSocketOnDevice", NULL, udp_socket_on_device, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"icmp6SocketOnDevice", NULL, icmp6_socket_on_device, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"icmp6Send", NULL, icmp6_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"icmp6Receive", NULL, icmp6_receive, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK_NAPI(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -132,6 +132,9 @@ export const Config = closed({
   boot: Boot,
   api: Api,
   log: Log,
+  ipv6_ra: Type.Union([Type.Literal('off'), Type.Literal('quiet')], {
+    description: 'off: kaboot sends no IPv6 router advertisement; quiet: on each served interface it answers router solicitations with one that configures nothing (router lifetime 0, M=0 O=0, no prefix), so iPXE and UEFI firmware stop waiting for IPv6 (about 15 s per iPXE start); only on links without an IPv6 router',
+  }),
 });
 
 export type KabootConfig = Static<typeof Config>;
@@ -175,6 +178,7 @@ export const defaults: KabootConfig = {
   },
   api: {},
   log: { level: 'info', pretty: 'auto' },
+  ipv6_ra: 'off',
 };
 
 export type { TSchema };

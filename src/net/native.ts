@@ -15,11 +15,39 @@ export interface DeviceSocketRequest {
   address?: string;
 }
 
+export interface Icmp6SocketRequest {
+  /** ICMPv6 types the socket receives (ICMP6_FILTER); none when absent or empty */
+  types?: number[];
+  /** multicast groups joined on the interface, e.g. ff02::2 */
+  groups?: string[];
+}
+
+export interface Icmp6SocketHandle {
+  fd: number;
+  ifindex: number;
+}
+
+export interface Icmp6Received {
+  /** the ICMPv6 message, from its type byte */
+  data: Buffer;
+  /** sender's address, without scope */
+  source: string;
+  /** the IPv6 hop limit it arrived with; -1 when the kernel gave none */
+  hopLimit: number;
+  truncated: boolean;
+}
+
 export interface NativeAddon {
   /** An IPv4 UDP socket tied to `ifname` (SO_BINDTODEVICE, IP_PKTINFO on) and bound; returns its fd. */
   udpSocketOnDevice(ifname: string, port: number, opts?: DeviceSocketRequest): number;
-  /** Closes a descriptor that never reached dgram. */
+  /** Closes a descriptor that never reached dgram, or an ICMPv6 socket. */
   closeFd(fd: number): void;
+  /** A non-blocking raw ICMPv6 socket tied to `ifname`, hop limit 255 (see native/README.md). */
+  icmp6SocketOnDevice(ifname: string, opts?: Icmp6SocketRequest): Icmp6SocketHandle;
+  /** sendto(address%ifindex); the kernel fills the checksum and picks the source. */
+  icmp6Send(fd: number, ifindex: number, address: string, data: Uint8Array): number;
+  /** One non-blocking receive; null when nothing waits. */
+  icmp6Receive(fd: number): Icmp6Received | null;
 }
 
 export const ADDON_FILE = join('native', 'build', 'Release', 'kaboot_native.node');
