@@ -37,7 +37,8 @@
 #   LAB_MEM      guest memory in MiB (default 512)
 #   LAB_IPV6_RA  1: an IPv6 router advertisement on the bridge (dnsmasq), so iPXE does
 #                not wait ~15 s for one (see docs/lab.md); empty: an RA that configures
-#                nothing (router lifetime 0, M=0 O=0, no prefix; ra-empty.py, python3)
+#                nothing (router lifetime 0, M=0 O=0, no prefix; ra-empty.py, python3);
+#                kaboot: kaboot itself answers router solicitations so (ipv6_ra: quiet)
 #   LAB_INITRD_PAD_MB  N: append N MiB of random bytes (an uncompressed cpio) to the
 #                initrd, to time an initrd as large as the agent's (44 MB)
 #   LAB_BIOS_PXELINUX 1: BIOS through pxelinux and TFTP (the default before bios_ipxe
@@ -216,6 +217,8 @@ bios_ipxe=script
 boot_default=kamethod
 [[ $local_boot == 1 ]] && boot_default=local
 [[ "${LAB_BIOS_PXELINUX:-0}" == 1 ]] && bios_ipxe=pxelinux.0
+ipv6_ra=off
+[[ "${LAB_IPV6_RA:-0}" == kaboot ]] && ipv6_ra=quiet
 start_kaboot() {
   cat >"$work/kaboot.yaml" <<EOF
 # written by test/lab/lab.sh for one lab run
@@ -244,6 +247,7 @@ boot:
 log:
   level: debug
   pretty: false
+ipv6_ra: $ipv6_ra
 EOF
   local cmd
   read -r -a cmd <<<"${KABOOT:-node $repo/bin/kaboot.js}"
