@@ -2,7 +2,7 @@
 // in namespaces (test/helpers/deploy-lab.ts builds the inputs and the appliance):
 //   naive   bench/naive-clone.sh: a VM boots a busybox initrd directly, sfdisk, mkfs.ext4,
 //           one tar stream over one TCP connection, fstab + hostname, grub in a chroot;
-//   kaboot1 `kaboot deploy` to one BIOS VM: PXE boot, agent, getstage2, partition, format,
+//   kaboot1 `kaboot deploy` to one BIOS VM (the lab appliance: full DHCP, ipv6_ra quiet): PXE boot, agent, getstage2, partition, format,
 //           KA receive, verify, prepare (initramfs rebuilt if it must be), grub, report, reboot to disk;
 //   kaboot3 the same to three VMs (2 BIOS + 1 UEFI) at once.
 // Prints, per run: seconds from the VM's start to "installed" (naive: poweroff; kaboot: the

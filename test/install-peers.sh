@@ -10,6 +10,7 @@ packages=(
   squashfs-tools squashfs-tools-ng zstd attr acl fdisk util-linux e2fsprogs libcap2-bin tar   # images, desc
   debootstrap xfsprogs btrfs-progs dosfstools python3                 # the lab golden, stage2 and agent tests, bench/naive-clone.sh
   grub-common grub-pc-bin grub-efi-amd64-bin mtools                   # the boot lab's local disks (BIOS and UEFI GRUB)
+  ndisc6                                                              # rdisc6: the IPv6 RA test
 )
 missing=()
 for p in "${packages[@]}"; do

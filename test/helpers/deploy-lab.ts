@@ -89,6 +89,8 @@ export async function startAppliance(inputs: LabInputs): Promise<LabAppliance> {
     const kb = await startKaboot(lab, srv.ns, {
       images_dir: inputs.imagesDir,
       interfaces: ['eth0'],
+      // an IPv4-only deploy network: tell iPXE there is no IPv6 here, or it waits ~15 s at each boot
+      ipv6_ra: 'quiet',
       dhcp: {
         mode: 'full',
         subnets: [{ subnet: '10.97.0.0/24', interface: 'eth0', range: ['10.97.0.100', '10.97.0.199'], routers: [labServerIp], next_server: labServerIp, lease_time: 3600 }],
