@@ -69,8 +69,8 @@ const CONTROL_MS = 15_000;
  * hundred KiB per read instead of one wake-up and one read per ~64 KiB that the
  * network delivers (the socket's buffer holds them meanwhile).
  */
-const READ_NAP_BELOW = 192 * 1024;
-const READ_NAP_MS = 2;
+const READ_NAP_BELOW = 384 * 1024;
+const READ_NAP_MS = 4;
 
 export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
   const log = opts.logger;
