@@ -1,7 +1,9 @@
 // kaboot ka-client: join a KA session (ka-d-client's role), feed the stream to a
 // command, relay it to the next nodes, check its SHA-256.
 import { parseArgs } from 'node:util';
-import { joinSession, formatNodeSummary, DEFAULT_CONTROL_PORT } from '../ka/index.js';
+// node.js and summary.js only, not index.js: a node has no use for the coordinator, and each start counts
+import { joinSession, DEFAULT_CONTROL_PORT } from '../ka/node.js';
+import { formatNodeSummary } from '../ka/summary.js';
 import { KaUsageError, parseHash, parseHostPort, parseNumber, parseSize, resolveSecret, stderrLogger } from '../ka/cli-common.js';
 
 export const kaClientUsage = `usage: kaboot ka-client -s SESSION [-e COMMAND] [options]

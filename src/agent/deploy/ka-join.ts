@@ -2,7 +2,7 @@
 // appliance (its port is in the plan), the consumer is a shell command fed with the stream.
 // The session library logs through pino's interface; here its lines go to the step's log.
 import type { Logger } from 'pino';
-import { joinSession, type NodeResult } from '../../ka/index.js';
+import { joinSession, type NodeResult } from '../../ka/node.js';
 import type { SessionRef } from '../../deploy/plan.js';
 
 type Say = (line: string) => void;
