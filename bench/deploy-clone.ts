@@ -10,9 +10,10 @@
 // disk, the host's CPU seconds during the run (all of /proc/stat, so other load counts: the
 // load average is printed beside it), bytes sent to each VM against the image's used
 // bytes; then the ratios kaboot1 / naive and kaboot3 / kaboot1.
-//   node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,kaboot3] [--json FILE]
+//   node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,kaboot3] [--json FILE] [--keep]
+// (--keep: leave the work folder, with the VMs' disks and timed console logs, in /tmp)
 import { parseArgs } from 'node:util';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { execa } from 'execa';
@@ -24,11 +25,12 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: 'naive,kaboot1,kaboot3' },
     json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,kaboot3] [--json FILE]');
+  console.log('node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,kaboot3] [--json FILE] [--keep]');
   process.exit(0);
 }
 
@@ -155,3 +157,5 @@ const [n, k1, k3] = [by('naive'), by('kaboot1'), by('kaboot3')];
 if (n && k1) console.log(`kaboot1 / naive: install ${(k1.install_s / n.install_s).toFixed(2)}x, install+boot ${((k1.install_s + k1.boot_s) / (n.install_s + n.boot_s)).toFixed(2)}x (target <= 1.0x)`);
 if (k1 && k3) console.log(`kaboot3 / kaboot1: install ${(k3.install_s / k1.install_s).toFixed(2)}x, host CPU ${(k3.host_cpu_s / k1.host_cpu_s).toFixed(2)}x`);
 if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
+if (values.keep) console.log(`work folder kept: ${inputs.dir}`);
+else rmSync(inputs.dir, { recursive: true, force: true });
