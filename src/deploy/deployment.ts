@@ -2,6 +2,7 @@
 // where each node stands. The request is what `kaboot deploy` and POST /api/deployments
 // send; the record is what state_dir/deployments/<id>.json holds.
 import { randomBytes } from 'node:crypto';
+import { newToken } from '../util/token.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Bootloader, IMAGE_NAME_RE, MOUNT_RE } from '../images/manifest.js';
 
@@ -162,7 +163,7 @@ export function newDeploymentId(now = new Date()): string {
 export const DEPLOYMENT_ID_RE = /^d-\d{14}-[0-9a-f]{4}$/;
 
 export function newDeploymentToken(): string {
-  return randomBytes(24).toString('base64url');
+  return newToken();
 }
 
 export function newSessionSecret(): string {

@@ -1,6 +1,7 @@
 // The API's write endpoints need a bearer token: from the config, or generated once
 // into state_dir/api-token (mode 0600) so that a fresh install is never open.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { newToken } from '../util/token.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -15,7 +16,7 @@ export function loadOrCreateToken(stateDir: string, configured: string | undefin
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  const token = randomBytes(24).toString('base64url');
+  const token = newToken();
   writeFileAtomicSync(file, token + '\n');
   return { token, file };
 }
