@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { UsageError } from './main.js';
+import { goldenReadOptions, bootloaderOption } from './golden-options.js';
 import { ApiError, apiRequest, resolveTarget, type ApiTarget } from '../deploy/api-client.js';
 import { MAC_PATTERN, type Deployment, type DeploymentRequest } from '../deploy/deployment.js';
 import { formatDeployment } from '../deploy/summary.js';
@@ -116,7 +117,6 @@ export interface LiveArgs {
   keep?: string;
 }
 
-const BOOTLOADERS = ['grub-pc', 'grub-efi', 'extlinux'];
 
 export function requestFromArgs(argv: string[]): { request: DeploymentRequest; wait: boolean; target: { server?: string; token?: string; config?: string }; json: boolean; live?: LiveArgs } {
   const { values, positionals } = parseArgs({
@@ -127,13 +127,7 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
       'token-file': { type: 'string' },
       live: { type: 'boolean' },
       name: { type: 'string' },
-      from: { type: 'string', multiple: true },
-      desc: { type: 'string' },
-      'desc-from': { type: 'string' },
-      mbr: { type: 'string' },
-      'mbr-from': { type: 'string' },
-      'no-mbr': { type: 'boolean' },
-      bootloader: { type: 'string' },
+      ...goldenReadOptions,
       keep: { type: 'string' },
       'copy-mbr': { type: 'string' },
       n: { type: 'string', short: 'n' },
@@ -158,11 +152,11 @@ export function requestFromArgs(argv: string[]): { request: DeploymentRequest; w
   if (values.live) {
     if (positionals.length) throw new UsageError(`deploy --live: the golden is the source, no IMAGE (got ${JSON.stringify(positionals[0])}); --name NAME names it`);
     image = values.name ?? liveImageName(hostname());
-    if (values.bootloader !== undefined && !BOOTLOADERS.includes(values.bootloader)) throw new UsageError(`--bootloader must be one of ${BOOTLOADERS.join(', ')}`);
+    const bootloader = bootloaderOption(values.bootloader);
     live = {
       from: values.from?.length ? values.from : ['/'],
       disk: { desc: values.desc, 'desc-from': values['desc-from'], mbr: values.mbr, 'mbr-from': values['mbr-from'], 'no-mbr': values['no-mbr'] },
-      ...(values.bootloader ? { bootloader: values.bootloader as BootloaderName } : {}),
+      ...(bootloader ? { bootloader } : {}),
       ...(values.keep ? { keep: values.keep } : {}),
     };
   } else {

@@ -3,12 +3,13 @@
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { UsageError } from './main.js';
+import { goldenReadOptions, bootloaderOption } from './golden-options.js';
 import { loadConfig } from '../config/load.js';
 import { ImageStore, ImageStoreError } from '../images/store.js';
 import { captureLocal } from '../images/capture.js';
 import { pushImage } from '../images/push.js';
 import { CaptureError } from '../images/squashfs.js';
-import { ManifestError, type BootloaderName } from '../images/manifest.js';
+import { ManifestError } from '../images/manifest.js';
 import { DescError } from '../images/desc.js';
 import { DiskReadError } from '../images/desc-from-disk.js';
 import { readGoldenDisk } from '../images/golden.js';
@@ -33,7 +34,6 @@ const usage = `usage:
   --bootloader B    grub-pc | grub-efi | extlinux (default: guessed from the files)
   --token-file F    read the token from F (state_dir/api-token on the appliance)`;
 
-const BOOTLOADERS = ['grub-pc', 'grub-efi', 'extlinux'];
 
 async function imagesDirOf(values: { config?: string; images?: string }): Promise<string> {
   if (values.images) return values.images;
@@ -49,14 +49,8 @@ export async function imageCommand(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string', short: 'c' },
       images: { type: 'string' },
-      from: { type: 'string', multiple: true },
+      ...goldenReadOptions,
       exclude: { type: 'string', multiple: true },
-      desc: { type: 'string' },
-      'desc-from': { type: 'string' },
-      mbr: { type: 'string' },
-      'mbr-from': { type: 'string' },
-      'no-mbr': { type: 'boolean' },
-      bootloader: { type: 'string' },
       to: { type: 'string' },
       token: { type: 'string' },
       'token-file': { type: 'string' },
@@ -65,8 +59,7 @@ export async function imageCommand(argv: string[]): Promise<number> {
   });
   const [sub, name] = positionals;
   const say = (m: string) => process.stderr.write(`kaboot: ${m}\n`);
-  if (values.bootloader !== undefined && !BOOTLOADERS.includes(values.bootloader)) throw new UsageError(`--bootloader must be one of ${BOOTLOADERS.join(', ')}`);
-  const bootloader = values.bootloader as BootloaderName | undefined;
+  const bootloader = bootloaderOption(values.bootloader);
   try {
     switch (sub) {
       case 'list': {
