@@ -170,9 +170,9 @@ test('initramfsRebuildReasons on a clone tree: its kernels, their module lists a
     const ks = cloneKernels(root);
     assert.deepEqual(ks.map((k) => [k.version, k.initramfs]), [['6.1.0-x', 'boot/initrd.img-6.1.0-x']]);
     assert.ok(ks[0]!.loadable.has('nvme') && ks[0]!.loadable.has('dm_mod') && ks[0]!.builtin.has('ext4'));
-    assert.deepEqual(await initramfsRebuildReasons(root, ['virtio_blk', 'ext4', 'e1000'], ['UUID=9999-0000'], tools), []);
-    assert.match((await initramfsRebuildReasons(root, ['virtio_blk', 'nvme'], [], tools)).join(), /lacks nvme/);
-    assert.match((await initramfsRebuildReasons(root, [], ['UUID=1111-2222'], tools)).join(), /zz-resume-auto names UUID=1111-2222/);
+    assert.deepEqual(await initramfsRebuildReasons(root, ks, ['virtio_blk', 'ext4', 'e1000'], ['UUID=9999-0000'], tools), []);
+    assert.match((await initramfsRebuildReasons(root, ks, ['virtio_blk', 'nvme'], [], tools)).join(), /lacks nvme/);
+    assert.match((await initramfsRebuildReasons(root, ks, [], ['UUID=1111-2222'], tools)).join(), /zz-resume-auto names UUID=1111-2222/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

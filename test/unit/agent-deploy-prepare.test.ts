@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { rewriteFstab, replaceIds } from '../../src/agent/deploy/fstab.js';
 import {
-  rewriteIds, resetIdentity, rewriteHosts, setHostname, deviceModules, moduleNamesIn, cloneModuleNames, initramfsTool, initramfsCommand, mergeModulesFile, writeInitramfsModules, fsModules,
+  rewriteIds, resetIdentity, rewriteHosts, setHostname, deviceModules, cloneModuleNames, initramfsTool, initramfsCommand, mergeModulesFile, writeInitramfsModules, fsModules,
 } from '../../src/agent/deploy/prepare.js';
+import { moduleNamesIn } from '../../src/agent/deploy/initramfs.js';
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `agent-${tag}-`));
 const put = (root: string, rel: string, text: string) => {

@@ -37,11 +37,22 @@ export interface InitramfsContents {
 /** Turns a compressed stream into its decompressed bytes, or undefined when there is no tool for it. */
 export type Decompress = (format: Compression, input: Readable) => Readable | undefined;
 
-const MODULE_FILE = /([^/]+)\.ko(\.(xz|zst|gz))?$/;
+const MODULE_FILE = /([^/]+)\.ko(\.[a-z]+)?$/;
 const TEXT_DIRS = /^(conf|etc|cryptroot)\//;
 const TEXT_MAX = 64 * 1024;
 
+/** A module's name from its file ("kernel/drivers/md/dm-mod.ko.xz" → dm_mod). */
 export const moduleName = (file: string): string | undefined => MODULE_FILE.exec(file)?.[1]?.replace(/-/g, '_');
+
+/** Module names in a modules.dep or modules.builtin text ("kernel/drivers/net/e1000/e1000.ko.xz: ..." → e1000). */
+export function moduleNamesIn(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const m = moduleName(line.split(':')[0]?.trim() ?? '');
+    if (m) out.add(m);
+  }
+  return out;
+}
 
 function contentsOf(readers: CpioReader[]): InitramfsContents {
   const modules = new Set<string>();
@@ -138,18 +149,11 @@ export interface CloneKernel {
 export const INITRAMFS_NAMES = (v: string) => [`boot/initrd.img-${v}`, `boot/initramfs-${v}.img`, `boot/initrd-${v}`];
 
 function moduleSet(path: string): Set<string> {
-  const out = new Set<string>();
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return moduleNamesIn(readFileSync(path, 'utf8'));
   } catch {
-    return out;
+    return new Set();
   }
-  for (const line of text.split('\n')) {
-    const m = moduleName(line.split(':')[0]?.trim() ?? '');
-    if (m) out.add(m);
-  }
-  return out;
 }
 
 /** The kernels under the clone's /lib/modules that have a modules.dep. */
@@ -221,10 +225,16 @@ export function rebuildReasons(inp: RebuildInputs): string[] {
   return reasons;
 }
 
-/** Reads every kernel's initramfs and says why it must be rebuilt (nothing: keep it). */
-export async function initramfsRebuildReasons(root: string, wanted: string[], renamed: string[], decompress: Decompress): Promise<string[]> {
+/** Every module the clone's kernels have, loadable or built in (undefined: no kernel to ask). */
+export function knownModules(kernels: CloneKernel[]): Set<string> | undefined {
+  if (kernels.length === 0) return undefined;
+  return new Set(kernels.flatMap((k) => [...k.loadable, ...k.builtin]));
+}
+
+/** Reads the initramfs of each of the clone's kernels and says why it must be rebuilt (nothing: keep it). */
+export async function initramfsRebuildReasons(root: string, clone: CloneKernel[], wanted: string[], renamed: string[], decompress: Decompress): Promise<string[]> {
   const kernels: RebuildInputs['kernels'] = [];
-  for (const kernel of cloneKernels(root)) {
+  for (const kernel of clone) {
     const contents = kernel.initramfs ? await readInitramfs(join(root, kernel.initramfs), decompress) : undefined;
     kernels.push({ kernel, contents });
   }

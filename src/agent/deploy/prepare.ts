@@ -8,7 +8,7 @@ import type { Step } from '../steps.js';
 import { rewriteFstab, replaceIds, type FstabTarget } from './fstab.js';
 import { targetDir } from './shell.js';
 import { chrootEnv, planOf, type DeployState } from './types.js';
-import { decompressor, initramfsRebuildReasons, type Decompress } from './initramfs.js';
+import { cloneKernels, decompressor, initramfsRebuildReasons, knownModules, type Decompress } from './initramfs.js';
 
 /** Decompressors on a node: Node's zlib, else stage2's zstd and busybox's applets. */
 function agentDecompressor(s: DeployState): Decompress {
@@ -190,17 +190,6 @@ export function mergeModulesFile(text: string, modules: string[]): string {
   return `${base}# added by kaboot for this node's storage and network\n${add.join('\n')}\n`;
 }
 
-/** Module names in a modules.dep or modules.builtin text ("kernel/drivers/net/e1000/e1000.ko.xz: ..." → e1000). */
-export function moduleNamesIn(text: string): Set<string> {
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const path = line.split(':')[0]?.trim();
-    const m = path ? /([^/]+)\.ko(\.[a-z]+)?$/.exec(path) : null;
-    if (m) out.add(m[1]!.replace(/-/g, '_'));
-  }
-  return out;
-}
-
 /**
  * The modules the clone's own kernels know (modules.dep and modules.builtin of each
  * /lib/modules/<version>); the node's drivers are named by the initrd's kernel, and the
@@ -208,23 +197,7 @@ export function moduleNamesIn(text: string): Set<string> {
  * has no module tree to ask.
  */
 export function cloneModuleNames(root: string): Set<string> | undefined {
-  let versions: string[];
-  try {
-    versions = readdirSync(join(root, 'lib/modules'));
-  } catch {
-    return undefined;
-  }
-  const names = new Set<string>();
-  let found = false;
-  for (const v of versions) {
-    for (const f of ['modules.dep', 'modules.builtin']) {
-      const p = join(root, 'lib/modules', v, f);
-      if (!isPlainFile(p)) continue;
-      found = true;
-      for (const n of moduleNamesIn(readFileSync(p, 'utf8'))) names.add(n);
-    }
-  }
-  return found ? names : undefined;
+  return knownModules(cloneKernels(root));
 }
 
 /** Where the tool reads extra modules from, and what goes there. */
@@ -296,12 +269,13 @@ export const prepareStep: Step<DeployState> = {
     const hw = deviceModules(s.paths.sys, s.disks.map((d) => d.name), nics);
     const atBoot = s.targets.filter((t) => t.mount === '/' || t.mount === '/usr');
     const wanted = [...new Set([...hw, ...fsModules(atBoot.map((t) => t.fstype))])];
-    const known = cloneModuleNames(root);
+    const kernels = cloneKernels(root);
+    const known = knownModules(kernels);
     const unknown = known ? wanted.filter((m) => !known.has(m.replace(/-/g, '_'))) : [];
     // the plan's own modules (-r --with=) go in as asked; the node's only where the clone's kernel has them
     const modules = [...new Set([...wanted.filter((m) => !unknown.includes(m)), ...plan.bootloader.initramfs_modules])];
     ctx.say(`initramfs: ${tool}; this node's drivers: ${hw.join(' ') || 'none as modules'}${unknown.length ? `; not in the image's kernels, left out: ${unknown.join(' ')}` : ''}`);
-    const reasons = await initramfsRebuildReasons(root, modules, ids.renamed, agentDecompressor(s));
+    const reasons = await initramfsRebuildReasons(root, kernels, modules, ids.renamed, agentDecompressor(s));
     if (reasons.length === 0) {
       ctx.say(`initramfs: kept as the image has it: it holds ${modules.join(' ') || 'what this node needs'} (or they are built in), and names no file system this clone renames`);
       return;
