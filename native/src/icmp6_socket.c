@@ -64,16 +64,7 @@ napi_value icmp6_socket_on_device(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_valuetype t;
   char ifname[IFNAMSIZ + 1];
-  size_t ifname_len = 0;
-  if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "icmp6SocketOnDevice: ifname must be a string");
-    return NULL;
-  }
-  CHECK_NAPI(env, napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &ifname_len));
-  if (ifname_len == 0 || ifname_len >= IFNAMSIZ) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "icmp6SocketOnDevice: ifname must be 1 to 15 bytes long");
-    return NULL;
-  }
+  if (!get_ifname(env, argc >= 1 ? argv[0] : NULL, ifname, "icmp6SocketOnDevice")) return NULL;
 
   struct icmp6_filter filter;
   ICMP6_FILTER_SETBLOCKALL(&filter);
@@ -132,7 +123,7 @@ napi_value icmp6_socket_on_device(napi_env env, napi_callback_info info) {
     throw_errno(env, errno, "socket", "AF_INET6 SOCK_RAW IPPROTO_ICMPV6");
     return NULL;
   }
-  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)ifname_len) != 0) {
+  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) != 0) {
     int err = errno;
     close(fd);
     char label[64];

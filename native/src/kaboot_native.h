@@ -2,7 +2,9 @@
 #ifndef KABOOT_NATIVE_H
 #define KABOOT_NATIVE_H
 
+#include <net/if.h>
 #include <node_api.h>
+#include <stdbool.h>
 
 #define CHECK_NAPI(env, call)                                       \
   do {                                                              \
@@ -16,6 +18,9 @@
 void throw_napi_failure(napi_env env, const char* what);
 // Throws an Error like Node's system errors (code, negative errno, syscall).
 void throw_errno(napi_env env, int err, const char* syscall, const char* detail);
+// Reads an interface name argument into out (NUL-terminated); v NULL when it is missing.
+// Throws "<fn>: ifname must be a string" or "... must be 1 to 15 bytes long" and returns false.
+bool get_ifname(napi_env env, napi_value v, char out[IFNAMSIZ + 1], const char* fn);
 
 napi_value icmp6_socket_on_device(napi_env env, napi_callback_info info);
 napi_value icmp6_send(napi_env env, napi_callback_info info);

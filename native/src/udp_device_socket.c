@@ -100,6 +100,27 @@ static bool set_int_option(napi_env env, int fd, int level, int name, int value,
   return false;
 }
 
+bool get_ifname(napi_env env, napi_value v, char out[IFNAMSIZ + 1], const char* fn) {
+  char msg[96];
+  napi_valuetype t;
+  if (v == NULL || napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+    snprintf(msg, sizeof msg, "%s: ifname must be a string", fn);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, out, IFNAMSIZ + 1, &len) != napi_ok) {
+    throw_napi_failure(env, "napi_get_value_string_utf8");
+    return false;
+  }
+  if (len == 0 || len >= IFNAMSIZ) {
+    snprintf(msg, sizeof msg, "%s: ifname must be 1 to 15 bytes long", fn);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  return true;
+}
+
 static napi_value udp_socket_on_device(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -107,17 +128,7 @@ static napi_value udp_socket_on_device(napi_env env, napi_callback_info info) {
 
   napi_valuetype t;
   char ifname[IFNAMSIZ + 1];
-  size_t ifname_len = 0;
-  if (argc < 2 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpSocketOnDevice: ifname must be a string");
-    return NULL;
-  }
-  CHECK_NAPI(env, napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &ifname_len));
-  if (ifname_len == 0 || ifname_len >= IFNAMSIZ) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
-                           "udpSocketOnDevice: ifname must be 1 to 15 bytes long");
-    return NULL;
-  }
+  if (!get_ifname(env, argc >= 2 ? argv[0] : NULL, ifname, "udpSocketOnDevice")) return NULL;
 
   double port_d;
   if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_number) {
@@ -185,7 +196,7 @@ static napi_value udp_socket_on_device(napi_env env, napi_callback_info info) {
   }
   // The device must be set before bind(): two sockets on one port only stop
   // conflicting once each is tied to its own device.
-  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)ifname_len) != 0) {
+  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) != 0) {
     int err = errno;
     close(fd);
     throw_errno(env, err, "setsockopt", label);
