@@ -33,6 +33,8 @@ export const FilesystemPlan = Type.Object({
   /** mount point on the node; none for swap */
   mount: Type.Optional(Type.String()),
   label: Type.Optional(Type.String()),
+  /** the UUID this file system had on the golden (from the image): the clone's files that name it are moved to the new one */
+  source_uuid: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f-]{1,64}$' })),
   /** where the files come from: a zstd-compressed tar stream (absent: formatted empty, e.g. an ESP or swap) */
   session: Type.Optional(SessionRef),
   /** paths below the mount point not extracted (ka-d.sh -x); each is created empty */

@@ -315,6 +315,7 @@ export function buildPlan(inp: PlanInputs): { plan: DeployPlan; notes: string[] 
         fstype: p.fs,
         ...(p.mount ? { mount: p.mount } : {}),
         ...(label ? { label } : {}),
+        ...(rec?.uuid && /^[0-9A-Fa-f-]{1,64}$/.test(rec.uuid) ? { source_uuid: rec.uuid } : {}),
         ...(session ? { session } : {}),
         exclude: session && p.mount ? below.get(p.mount) ?? [] : [],
         // a live golden's counts are not known before its stream: verify relies on the KA digest and tar's status

@@ -86,7 +86,7 @@ test('rewriteIds on a clone tree: fstab, the resume file, extlinux.conf and GRUB
     mkdirSync(join(root, 'etc/kernel'), { recursive: true });
     symlinkSync('../../outside', join(root, 'etc/kernel/cmdline'));
     const { changes, renamed } = rewriteIds(root, [{ mount: '/', fstype: 'ext4', uuid: NEW_ROOT }, { fstype: 'swap', uuid: NEW_SWAP }]);
-    assert.ok(renamed.includes(`UUID=${SWAP}`), renamed.join(' '));
+    assert.equal(renamed.get(`UUID=${SWAP}`), `UUID=${NEW_SWAP}`);
     assert.equal(readFileSync(join(root, 'etc/fstab'), 'utf8'), `UUID=${NEW_ROOT}\t/\text4\terrors=remount-ro\t0\t1\nUUID=${NEW_SWAP}\tnone\tswap\tsw\t0\t0\n`);
     assert.equal(readFileSync(join(root, 'etc/initramfs-tools/conf.d/resume'), 'utf8'), `RESUME=UUID=${NEW_SWAP}\n`);
     assert.match(readFileSync(join(root, 'boot/extlinux/extlinux.conf'), 'utf8'), new RegExp(`root=UUID=${NEW_ROOT} ro`));
@@ -95,6 +95,12 @@ test('rewriteIds on a clone tree: fstab, the resume file, extlinux.conf and GRUB
     assert.ok(changes.some((c) => c.startsWith('etc/initramfs-tools/conf.d/resume: 1')), changes.join('\n'));
     const none = tmp('ids-none');
     try {
+      // fstab named the root by device: the image's record of its UUID still maps the old UUID
+      put(none, 'boot/extlinux/extlinux.conf', `APPEND root=UUID=${ROOT} ro\n`);
+      const bySource = rewriteIds(none, [{ mount: '/', fstype: 'ext4', uuid: NEW_ROOT, sourceUuid: ROOT }]);
+      assert.equal(bySource.renamed.get(`UUID=${ROOT}`), `UUID=${NEW_ROOT}`);
+      assert.equal(readFileSync(join(none, 'boot/extlinux/extlinux.conf'), 'utf8'), `APPEND root=UUID=${NEW_ROOT} ro\n`);
+      rmSync(join(none, 'etc/fstab'));
       rewriteIds(none, [{ mount: '/', fstype: 'ext4', uuid: NEW_ROOT }]);
       assert.equal(readFileSync(join(none, 'etc/fstab'), 'utf8'), `UUID=${NEW_ROOT}\t/\text4\terrors=remount-ro\t0\t1\n`);
     } finally {

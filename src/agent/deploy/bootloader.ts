@@ -1,13 +1,15 @@
 // bootloader: GRUB for the firmware the node booted with (BIOS: i386-pc boot code on the disk,
 // the clone's own grub-install when it has grub-pc, else stage2's; UEFI: stage2's x86_64-efi
-// into the ESP at the removable path, no NVRAM entry needed), then the clone's update-grub in
-// its chroot so the menu names the new UUIDs; or extlinux (BIOS only). The seed's make_initrd_grub.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// into the ESP at the removable path, no NVRAM entry needed), then the menu: the image's own
+// with the new UUIDs when it fits the node (grub-menu.ts), else the clone's update-grub in its
+// chroot; or extlinux (BIOS only). The seed's make_initrd_grub.
+import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Firmware } from '../firmware.js';
 import type { DescPlan } from '../../images/desc.js';
 import { GPT } from '../../images/part-types.js';
 import type { Step } from '../steps.js';
+import { grubMenuFor } from './grub-menu.js';
 import { bindIntoTarget } from './prepare.js';
 import { targetDir } from './shell.js';
 import { chrootEnv, planOf, type DeployState } from './types.js';
@@ -105,9 +107,30 @@ export const bootloaderStep: Step<DeployState> = {
       ctx.say(`etc/default/grub: GRUB_CMDLINE_LINUX gets ${b.append}`);
     }
     for (const c of grubInstallCommands(s.firmware, disk.device, cloneExists)) await run(c);
-    const cfg = grubConfigCommand(cloneExists);
-    if (!cfg) throw new Error('the image has no update-grub nor grub-mkconfig: it cannot write its GRUB menu (install grub in the golden, or deploy with -r extlinux)');
-    await run({ where: 'clone', argv: cfg });
+    const menuPath = join(root, 'boot/grub/grub.cfg');
+    const menu = s.renamedIds
+      ? grubMenuFor(plainFileText(menuPath), {
+        renamed: s.renamedIds, label: disk.desc.label, exists: cloneExists, ...(b.append ? { append: b.append } : {}),
+        targets: s.targets.flatMap((t) => (t.uuid ? [{ ...t, uuid: t.uuid }] : [])),
+      })
+      : { kind: 'regenerate' as const, reason: 'prepare did not say which file system names changed' };
+    if (menu.kind === 'rewrite') {
+      writeFileSync(menuPath, menu.text); // in place, as prepare writes the other files: its mode stays
+      ctx.say(`GRUB menu: the image's boot/grub/grub.cfg, ${menu.count} file system name(s) moved to the new UUIDs`);
+    } else {
+      const cfg = grubConfigCommand(cloneExists);
+      if (!cfg) throw new Error(`the image's GRUB menu cannot be kept (${menu.reason}) and the image has no update-grub nor grub-mkconfig to write one (install grub in the golden, or deploy with -r extlinux)`);
+      ctx.say(`GRUB menu: ${cfg[0]}, as ${menu.reason}`);
+      await run({ where: 'clone', argv: cfg });
+    }
     ctx.say(`GRUB installed for ${s.firmware} on ${disk.device}`);
   },
 };
+
+function plainFileText(p: string): string | undefined {
+  try {
+    return lstatSync(p).isFile() ? readFileSync(p, 'utf8') : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -81,6 +81,7 @@ export function targetsFor(diskIndex: number, device: string, desc: DescPlan, pl
       disk: diskIndex, partition: f.partition, device: partitionDevice(device, f.partition), fstype: f.fstype as FsType,
       ...(f.mount !== undefined && f.fstype !== 'swap' ? { mount: f.mount } : {}),
       ...((f.label ?? p.fsLabel) !== undefined ? { label: f.label ?? p.fsLabel } : {}),
+      ...(f.source_uuid ? { sourceUuid: f.source_uuid } : {}),
       esp: p.kind === 'esp', exclude: f.exclude,
       ...(f.session ? { session: f.session } : {}),
       ...(f.files !== undefined ? { files: f.files } : {}),

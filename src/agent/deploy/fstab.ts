@@ -10,6 +10,8 @@ export interface FstabTarget {
   mount?: string;
   fstype: string;
   uuid: string;
+  /** its UUID on the golden, when the image knows it */
+  sourceUuid?: string;
   esp?: boolean;
 }
 

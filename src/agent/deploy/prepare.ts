@@ -22,8 +22,12 @@ export const ID_FILES = [
   'boot/extlinux/extlinux.conf', 'boot/syslinux/syslinux.cfg', 'boot/extlinux.conf',
 ];
 
-/** fstab and the other files in the clone rooted at `root`, to the targets' new UUIDs; `renamed` lists the old names. */
-export function rewriteIds(root: string, targets: FstabTarget[]): { changes: string[]; renamed: string[] } {
+/**
+ * fstab and the other files in the clone rooted at `root`, to the targets' new UUIDs.
+ * `renamed` maps each old name (those fstab used, and each file system's UUID on the golden
+ * when the image knows it) to the new UUID=….
+ */
+export function rewriteIds(root: string, targets: FstabTarget[]): { changes: string[]; renamed: Map<string, string> } {
   const changes: string[] = [];
   const fstabPath = join(root, 'etc/fstab');
   const before = existsSync(fstabPath) ? readFileSync(fstabPath, 'utf8') : '';
@@ -32,17 +36,22 @@ export function rewriteIds(root: string, targets: FstabTarget[]): { changes: str
   mkdirSync(dirname(fstabPath), { recursive: true });
   writeFileSync(fstabPath, r.text);
   changes.push(...r.changes.map((c) => `etc/fstab: ${c}`));
+  const renamed = new Map(r.renamed);
+  for (const t of targets) {
+    const old = t.sourceUuid ? `UUID=${t.sourceUuid}` : undefined;
+    if (old && t.sourceUuid !== t.uuid && !renamed.has(old)) renamed.set(old, `UUID=${t.uuid}`);
+  }
   for (const rel of ID_FILES) {
     const p = join(root, rel);
     if (!isPlainFile(p)) continue;
     const text = readFileSync(p, 'utf8');
-    const x = replaceIds(text, r.renamed);
+    const x = replaceIds(text, renamed);
     if (x.count > 0) {
       writeFileSync(p, x.text);
       changes.push(`${rel}: ${x.count} file system name(s) to the new UUIDs`);
     }
   }
-  return { changes, renamed: [...r.renamed.keys()] };
+  return { changes, renamed };
 }
 
 function isPlainFile(p: string): boolean {
@@ -248,9 +257,10 @@ export const prepareStep: Step<DeployState> = {
     const root = targetDir(s.paths.stage2, '/');
     const targets: FstabTarget[] = s.targets.map((t) => {
       if (!t.uuid) throw new Error(`${t.device}: no UUID (format did not run)`);
-      return { ...(t.mount !== undefined ? { mount: t.mount } : {}), fstype: t.fstype, uuid: t.uuid, esp: t.esp };
+      return { ...(t.mount !== undefined ? { mount: t.mount } : {}), fstype: t.fstype, uuid: t.uuid, ...(t.sourceUuid ? { sourceUuid: t.sourceUuid } : {}), esp: t.esp };
     });
     const ids = rewriteIds(root, targets);
+    s.renamedIds = ids.renamed;
     for (const c of ids.changes) ctx.say(c);
     for (const c of resetIdentity(root)) ctx.say(c);
     if (plan.hostname) for (const c of setHostname(root, plan.hostname)) ctx.say(c);
@@ -275,7 +285,7 @@ export const prepareStep: Step<DeployState> = {
     // the plan's own modules (-r --with=) go in as asked; the node's only where the clone's kernel has them
     const modules = [...new Set([...wanted.filter((m) => !unknown.includes(m)), ...plan.bootloader.initramfs_modules])];
     ctx.say(`initramfs: ${tool}; this node's drivers: ${hw.join(' ') || 'none as modules'}${unknown.length ? `; not in the image's kernels, left out: ${unknown.join(' ')}` : ''}`);
-    const reasons = await initramfsRebuildReasons(root, kernels, modules, ids.renamed, agentDecompressor(s));
+    const reasons = await initramfsRebuildReasons(root, kernels, modules, [...ids.renamed.keys()], agentDecompressor(s));
     if (reasons.length === 0) {
       ctx.say(`initramfs: kept as the image has it: it holds ${modules.join(' ') || 'what this node needs'} (or they are built in), and names no file system this clone renames`);
       return;

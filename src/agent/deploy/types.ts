@@ -27,6 +27,8 @@ export interface TargetFs {
   fstype: FsType;
   mount?: string;
   label?: string;
+  /** the UUID it had on the golden, when the image knows it */
+  sourceUuid?: string;
   /** the partition is an EFI system partition (vfat gets FAT32) */
   esp: boolean;
   session?: SessionRef;
@@ -65,6 +67,8 @@ export interface DeployState {
   plan?: DeployPlan;
   disks: ResolvedDisk[];
   targets: TargetFs[];
+  /** set by prepare: each old file system name the clone used (UUID=…, /dev/…) → its new UUID=… */
+  renamedIds?: Map<string, string>;
   /** mount points in the order they were mounted (unmounted in reverse) */
   mounted: string[];
 }
