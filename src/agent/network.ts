@@ -25,6 +25,8 @@ export function listNics(sysRoot = '/sys'): Nic[] {
     });
 }
 
+const NIC_WAIT_MS = 5000;
+
 export interface NetworkState {
   busybox: string;
   runDir: string;
@@ -37,8 +39,12 @@ export interface NetworkState {
 
 export async function networkUp(ctx: StepContext<NetworkState>): Promise<void> {
   const s = ctx.state;
-  s.nics = listNics(s.sysRoot);
-  if (s.nics.length === 0) throw new Error('no network interface (is the NIC driver in the initrd?)');
+  // /init loads the drivers and does not wait: a NIC whose probe is still running shows up soon
+  for (const started = Date.now(); ; await new Promise((r) => setTimeout(r, 100))) {
+    s.nics = listNics(s.sysRoot);
+    if (s.nics.length > 0 || Date.now() - started > NIC_WAIT_MS) break;
+  }
+  if (s.nics.length === 0) throw new Error(`no network interface after ${NIC_WAIT_MS / 1000} s (is the NIC driver in the initrd?)`);
   ctx.say(`interfaces: ${s.nics.map((n) => `${n.name} ${n.mac}`).join(', ')}; firmware ${s.firmware}`);
   for (const n of s.nics) await ctx.exec(s.busybox, ['ip', 'link', 'set', n.name, 'up']);
   if (!s.dhcp) {
