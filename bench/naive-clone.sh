@@ -5,6 +5,7 @@
 #   TCP connection → fstab with the new UUID, hostname → grub-install + update-grub in a
 #   chroot → poweroff,
 # and the clone is then booted from its disk to the golden's marker.
+# The VM has the lab's CPU, qemu64 with RDRAND (test/helpers/lab-vm.ts, LAB_CPU).
 #
 # usage: naive-clone.sh GOLDEN_DISK
 #   GOLDEN_DISK: a raw disk whose first partition holds the golden root (test/lab/golden.sh)
@@ -111,7 +112,7 @@ nsx socat -u EXEC:"tar -C $mnt -c --one-file-system --xattrs --xattrs-include=* 
 pids+=($!)
 
 truncate -s 2G "$work/disk.raw"
-qemu=(qemu-system-x86_64 -m "$mem" -smp 1 -nographic -no-reboot
+qemu=(qemu-system-x86_64 -m "$mem" -smp 1 -cpu qemu64,+rdrand -nographic -no-reboot
   -drive "file=$work/disk.raw,format=raw,if=virtio"
   -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no" -device "virtio-net-pci,netdev=n0,romfile=")
 start=$(date +%s.%N)
@@ -130,7 +131,7 @@ phases=$(tr -d '\r' <"$work/install.log" | awk '/^NAIVE-PHASE / { printf "%s=%s 
 
 # --- the clone boots from its own disk ---
 bstart=$(date +%s.%N)
-qemu-system-x86_64 -m "$mem" -smp 1 -nographic -no-reboot -drive "file=$work/disk.raw,format=raw,if=virtio" -nic none \
+qemu-system-x86_64 -m "$mem" -smp 1 -cpu qemu64,+rdrand -nographic -no-reboot -drive "file=$work/disk.raw,format=raw,if=virtio" -nic none \
   </dev/null >"$work/boot.log" 2>&1 &
 bpid=$!; pids+=($bpid)
 deadline=$(( $(date +%s) + 300 ))

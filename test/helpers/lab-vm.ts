@@ -86,10 +86,15 @@ function tapName(): string {
   return `tap${randomBytes(3).toString('hex')}`;
 }
 
+/** The lab's emulated CPU (bench/naive-clone.sh and test/lab/lab.sh use the same). */
+export const LAB_CPU = 'qemu64,+rdrand';
+
 export function qemuArgs(opts: VmOptions & { mac: string; tap?: string; varsFile?: string }): string[] {
   // -nographic (not -display none): qemu then tells SeaBIOS to use the serial port as
   // its console, so the firmware's and the iPXE ROM's lines reach the log too.
-  const args = ['-m', String(opts.memMiB ?? 1024), '-smp', '1', '-nographic', '-monitor', 'none', '-serial', 'stdio', '-name', opts.name];
+  // +rdrand: servers have had it since 2012 and qemu64 lacks it; without it the kernel's random
+  // pool fills from timing jitter, seconds under TCG, and the first getrandom() (Node's) waits.
+  const args = ['-m', String(opts.memMiB ?? 1024), '-smp', '1', '-cpu', LAB_CPU, '-nographic', '-monitor', 'none', '-serial', 'stdio', '-name', opts.name];
   if (opts.firmware === 'uefi') {
     if (!opts.varsFile) throw new Error('uefi needs a VARS file');
     args.push('-drive', `if=pflash,format=raw,readonly=on,file=${ovmfCode}`, '-drive', `if=pflash,format=raw,file=${opts.varsFile}`);

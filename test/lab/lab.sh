@@ -324,7 +324,7 @@ fi
 
 # --- the VM ---
 mac="52:54:00:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
-qemu=(qemu-system-x86_64 -m "$mem" -smp 1 -nographic -no-reboot
+qemu=(qemu-system-x86_64 -m "$mem" -smp 1 -cpu qemu64,+rdrand -nographic -no-reboot
   -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no")
 if [[ $fw == bios ]]; then
   qemu+=(-device "e1000,netdev=n0,mac=$mac,bootindex=1,romfile=/usr/lib/ipxe/qemu/efi-e1000.rom")
