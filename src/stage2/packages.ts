@@ -16,6 +16,7 @@ export const stage2Packages: Record<string, string> = {
   tar: 'receives the file systems (--xattrs --acls --sparse)',
   zstd: 'decompresses the stream',
   acl: 'getfacl/setfacl (verify that ACLs came through)',
+  findutils: 'find -xdev -printf: verify counts what landed (entries, bytes in files)',
   coreutils: 'dd (MBR copy), sync, ls, cat, ... for the steps and kaboot exec',
   dash: '/bin/sh',
   bash: 'the scripts some packages ship (blkdeactivate, e2scrub, grub\'s modinfo.sh) and kaboot exec sessions',

@@ -113,7 +113,7 @@ test('plan, getstage2, receive, verify, prepare and report against DeploymentMan
     const fsRec = manifest.filesystems[0]!;
     assert.equal(root.files, fsRec.files);
     assert.equal(root.bytesUsed, fsRec.bytes_used);
-    assert.deepEqual(checkCounts(root, countTree(clone)), []);
+    assert.deepEqual(checkCounts(root, await countTree(clone)), []);
 
     // prepare's edits on the received tree
     rewriteIds(clone, [{ mount: '/', fstype: 'ext4', uuid: '0c3f2a1e-0000-4000-8000-000000000001' }]);

@@ -3,10 +3,11 @@
 // below is an entry but not its contents) and data bytes (the stream carries each file's
 // data once and no holes, so the files' sizes must add up to at least that). Then the ACL
 // file, when the plan names one, restored with setfacl --restore in the mount point.
-import { lstatSync, readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import type { Step } from '../steps.js';
-import { shq, targetDir } from './shell.js';
+import { shq } from './shell.js';
 import { chrootEnv, type DeployState, type TargetFs } from './types.js';
 
 export interface TreeCount {
@@ -15,27 +16,35 @@ export interface TreeCount {
   fileBytes: number;
 }
 
-/** Counts a tree as tar --one-file-system would list it. */
-export function countTree(root: string): TreeCount {
-  const rootDev = lstatSync(root).dev;
-  const seen = new Set<number>();
+/**
+ * Counts a tree as tar --one-file-system would list it, from GNU find's listing: one line per
+ * entry (the root included; a mount point below is listed, its contents are not), type,
+ * inode, links and size. find, not a walk in Node: 11 k entries took 1.5 s in the agent
+ * under emulation, find a fraction of it. `prefix` runs it elsewhere (chroot stage2).
+ */
+export async function countTree(root: string, prefix: string[] = [], env?: Record<string, string>): Promise<TreeCount> {
+  const argv = [...prefix, 'find', root, '-xdev', '-printf', '%y %i %n %s\\n'];
+  const r = await execa(argv[0]!, argv.slice(1), { reject: false, ...(env ? { env } : {}), stripFinalNewline: false, maxBuffer: 512 * 1024 * 1024 });
+  if (r.exitCode !== 0) throw new Error(`counting ${root}: find exited with ${r.exitCode}: ${String(r.stderr).trim().split('\n').slice(0, 3).join('; ')}`);
+  return countListing(String(r.stdout));
+}
+
+/** TreeCount of `find -printf '%y %i %n %s\n'` output: each regular file's size once per inode. */
+export function countListing(listing: string): TreeCount {
+  const seen = new Set<string>();
   let entries = 0;
   let fileBytes = 0;
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const p = join(dir, name);
-      const st = lstatSync(p, { bigint: false });
-      entries++;
-      if (st.isDirectory()) {
-        if (st.dev === rootDev) walk(p);
-      } else if (st.isFile() && !seen.has(st.ino)) {
-        if (st.nlink > 1) seen.add(st.ino);
-        fileBytes += st.size;
-      }
+  for (const line of listing.split('\n')) {
+    if (line === '') continue;
+    entries++;
+    const [type, ino, links, size] = line.split(' ');
+    if (type !== 'f' || ino === undefined) continue;
+    if (Number(links) > 1) {
+      if (seen.has(ino)) continue;
+      seen.add(ino);
     }
-  };
-  entries++; // the root itself, "./" in the stream
-  walk(root);
+    fileBytes += Number(size);
+  }
   return { entries, fileBytes };
 }
 
@@ -70,8 +79,7 @@ export const verifyStep: Step<DeployState> = {
     const problems: string[] = [];
     for (const t of s.targets) {
       if (!t.session || !t.mount) continue;
-      const dir = targetDir(s.paths.stage2, t.mount);
-      const c = countTree(dir);
+      const c = await countTree(`/target${t.mount === '/' ? '' : t.mount}`, [s.busybox, 'chroot', s.paths.stage2], chrootEnv);
       const p = checkCounts(t, c, childMountCount(t.mount, s.targets.map((x) => x.mount)));
       if (t.session.live && t.files === undefined && t.bytesUsed === undefined) {
         // a live golden's stream: no counts were known when the plan was made (docs/deploy.md)
