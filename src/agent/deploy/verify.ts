@@ -23,7 +23,8 @@ export interface TreeCount {
  * under emulation, find a fraction of it. `prefix` runs it elsewhere (chroot stage2).
  */
 export async function countTree(root: string, prefix: string[] = [], env?: Record<string, string>): Promise<TreeCount> {
-  const argv = [...prefix, 'find', root, '-xdev', '-printf', '%y %i %n %s\\n'];
+  // by path: `busybox chroot DIR find` would run busybox's own find applet, which has no -printf
+  const argv = [...prefix, '/usr/bin/find', root, '-xdev', '-printf', '%y %i %n %s\\n'];
   const r = await execa(argv[0]!, argv.slice(1), { reject: false, ...(env ? { env } : {}), stripFinalNewline: false, maxBuffer: 512 * 1024 * 1024 });
   if (r.exitCode !== 0) throw new Error(`counting ${root}: find exited with ${r.exitCode}: ${String(r.stderr).trim().split('\n').slice(0, 3).join('; ')}`);
   return countListing(String(r.stdout));
