@@ -3,6 +3,7 @@
 // (Authorization: Bearer <deployment token>) answers with a DeployPlan.
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { InitramfsRecord } from '../images/manifest.js';
 
 /** A KA session the node joins; its coordinator runs inside `kaboot serve`. */
 export const SessionRef = Type.Object({
@@ -66,7 +67,7 @@ export const DiskPlan = Type.Object({
 export type DiskPlan = Static<typeof DiskPlan>;
 
 export const BootloaderPlan = Type.Object({
-  /** grub: grub-install for the node's firmware (i386-pc or x86_64-efi) + update-grub; extlinux; none */
+  /** grub: grub-install for the node's firmware (i386-pc or x86_64-efi), then the menu (the image's with the new UUIDs, or update-grub); extlinux; none */
   kind: Type.Union([Type.Literal('grub'), Type.Literal('extlinux'), Type.Literal('none')]),
   /** the disk the boot code goes to (a DiskPlan device) */
   device: Type.String(),
@@ -74,6 +75,8 @@ export const BootloaderPlan = Type.Object({
   initramfs: Type.Boolean(),
   /** extra modules the rebuilt initramfs must hold besides the node's own storage and NIC drivers */
   initramfs_modules: Type.Array(Type.String()),
+  /** what the image's initramfs images hold (the image manifest's record): the node need not read them */
+  initramfs_contents: Type.Optional(Type.Array(InitramfsRecord)),
   /** kernel command line words added to the clone's boot entry */
   append: Type.Optional(Type.String()),
 }, { additionalProperties: false });

@@ -257,7 +257,7 @@ export function bootloaderFor(image: ImageManifest, req: DeploymentRequest, devi
     else throw new PolicyError(`-r: expected "--with=MODULE", a module name or "--no-initramfs", got ${JSON.stringify(w)}`);
   }
   for (const m of modules) if (!/^[A-Za-z0-9_-]{1,64}$/.test(m)) throw new PolicyError(`-r: ${JSON.stringify(m)} is not a module name`);
-  return { kind, device, initramfs, initramfs_modules: modules };
+  return { kind, device, initramfs, initramfs_modules: modules, ...(initramfs && image.initramfs?.length ? { initramfs_contents: image.initramfs } : {}) };
 }
 
 export function hostnameFor(pattern: string | undefined, n: number, mac: string): string | undefined {

@@ -45,6 +45,21 @@ export type BootCodeRecord = Static<typeof BootCodeRecord>;
 
 export const BOOT_CODE_BYTES = 446;
 
+/**
+ * What one initramfs of the image holds (src/initramfs/read.ts), read once when the image is
+ * stored: a node decides whether to rebuild it from this, without decompressing it itself.
+ */
+export const InitramfsRecord = Type.Object({
+  /** absolute on the golden: /boot/initrd.img-6.1.0-50-amd64 */
+  path: Type.String({ pattern: '^/boot/[^/\\0\\n]{1,255}$' }),
+  bytes: Type.Integer({ minimum: 0 }),
+  /** module names inside, '_' form */
+  modules: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' }), { maxItems: 20000 }),
+  /** small files under conf/, etc/ and cryptroot/ that may name devices: path → text */
+  texts: Type.Record(Type.String(), Type.String()),
+}, { additionalProperties: false });
+export type InitramfsRecord = Static<typeof InitramfsRecord>;
+
 export const ImageManifest = Type.Object({
   format: Type.Literal(1),
   name: Type.String({ pattern: IMAGE_NAME_RE.source }),
@@ -62,6 +77,8 @@ export const ImageManifest = Type.Object({
   fstab: Type.Optional(Type.String({ description: "the golden's etc/fstab" })),
   /** MBR boot code per golden drive (kaboot deploy -m) */
   boot_code: Type.Optional(Type.Array(BootCodeRecord, { maxItems: 32 })),
+  /** the initramfs images of its kernels, as read when it was stored (absent: nodes read them) */
+  initramfs: Type.Optional(Type.Array(InitramfsRecord, { maxItems: 64 })),
   warnings: Type.Array(Type.String()),
 }, { additionalProperties: false });
 export type ImageManifest = Static<typeof ImageManifest>;

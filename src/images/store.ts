@@ -17,6 +17,7 @@ import { tarToSquashfs, sha256File, CaptureError, type TarIngest } from './squas
 import { fanOut } from './fan-out.js';
 import { numericAcl, parseIdFile } from './acl.js';
 import { checkBootCode, sha256Hex, type BootCode } from './boot-code.js';
+import { initramfsFacts } from './initramfs-facts.js';
 
 export class ImageStoreError extends Error {
   override name = 'ImageStoreError';
@@ -324,6 +325,12 @@ export class Staging {
       }
       await fsyncDir(join(this.dir, 'mbr'));
     }
+    const initramfs = await initramfsFacts(this.filesystems.map((f) => ({ mount: f.mount, squashfs: join(this.dir, f.squashfs) })), manifest.kernels, (l) => manifest.warnings.push(l))
+      .catch((e: unknown) => {
+        manifest.warnings.push(`initramfs not recorded, nodes read it themselves: ${(e as Error).message}`);
+        return [];
+      });
+    if (initramfs.length) manifest.initramfs = initramfs;
     await writeFileAtomic(join(this.dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     await fsyncDir(join(this.dir, 'fs'));
     await fsyncDir(this.dir);

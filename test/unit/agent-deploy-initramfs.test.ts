@@ -4,13 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { CpioReader } from '../../src/agent/deploy/cpio.js';
-import {
-  compressionOf, decompressor, readInitramfs, rebuildReasons, initramfsRebuildReasons, cloneKernels, type CloneKernel, type InitramfsContents,
-} from '../../src/agent/deploy/initramfs.js';
+import { CpioReader } from '../../src/initramfs/cpio.js';
+import { compressionOf, decompressor, readInitramfs, type InitramfsContents } from '../../src/initramfs/read.js';
+import { rebuildReasons, initramfsRebuildReasons, cloneKernels, type CloneKernel } from '../../src/agent/deploy/initramfs.js';
 
 const tools = decompressor((f) => (f === 'zstd' ? ['zstd', '-dc'] : f === 'xz' ? ['xz', '-dc'] : undefined));
 
@@ -173,6 +172,18 @@ test('initramfsRebuildReasons on a clone tree: its kernels, their module lists a
     assert.deepEqual(await initramfsRebuildReasons(root, ks, ['virtio_blk', 'ext4', 'e1000'], ['UUID=9999-0000'], tools), []);
     assert.match((await initramfsRebuildReasons(root, ks, ['virtio_blk', 'nvme'], [], tools)).join(), /lacks nvme/);
     assert.match((await initramfsRebuildReasons(root, ks, [], ['UUID=1111-2222'], tools)).join(), /zz-resume-auto names UUID=1111-2222/);
+
+    // the image's record of the same file stands for reading it (no decompressor needed); another size does not
+    const size = statSync(join(root, 'boot/initrd.img-6.1.0-x')).size;
+    const rec = { path: '/boot/initrd.img-6.1.0-x', bytes: size, modules: ['nvme', 'virtio_blk'], texts: { 'conf/x': 'RESUME=/dev/sda9\n' } };
+    const notes: string[] = [];
+    const none = decompressor(() => undefined);
+    assert.deepEqual(await initramfsRebuildReasons(root, ks, ['virtio_blk', 'nvme'], [], none, [rec], (l) => notes.push(l)), []);
+    assert.match(notes.join(), /known from the image's record \(2 modules\)/);
+    assert.match((await initramfsRebuildReasons(root, ks, [], ['/dev/sda9'], none, [rec])).join(), /conf\/x names \/dev\/sda9/);
+    notes.length = 0;
+    assert.match((await initramfsRebuildReasons(root, ks, ['nvme'], [], tools, [{ ...rec, bytes: size + 1 }], (l) => notes.push(l))).join(), /lacks nvme/);
+    assert.match(notes.join(), /read \(the image's record says \d+ bytes, the clone's file has \d+\)/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -10,7 +10,7 @@ import { rewriteFstab, replaceIds } from '../../src/agent/deploy/fstab.js';
 import {
   rewriteIds, resetIdentity, rewriteHosts, setHostname, deviceModules, cloneModuleNames, initramfsTool, initramfsCommand, mergeModulesFile, writeInitramfsModules, fsModules,
 } from '../../src/agent/deploy/prepare.js';
-import { moduleNamesIn } from '../../src/agent/deploy/initramfs.js';
+import { moduleNamesIn } from '../../src/initramfs/read.js';
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `agent-${tag}-`));
 const put = (root: string, rel: string, text: string) => {

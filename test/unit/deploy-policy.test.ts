@@ -190,6 +190,10 @@ test('-r: the bootloader kind and the initramfs options', () => {
   assert.deepEqual(bootloaderFor(img, req({ bootloader: { kind: 'extlinux', options: 'virtio_blk --no-initramfs' } }), 'vda'), { kind: 'extlinux', device: 'vda', initramfs: false, initramfs_modules: ['virtio_blk'] });
   assert.equal(bootloaderFor(image({ bootloader: 'unknown' }), req(), 'sda').kind, 'none');
   assert.equal(bootloaderFor(image({ bootloader: 'extlinux' }), req(), 'sda').kind, 'extlinux');
+  // the image's record of its initramfs goes to the node, unless the plan does not look at the initramfs
+  const recorded = image({ initramfs: [{ path: '/boot/initrd.img-6.1.0-x', bytes: 10, modules: ['virtio_blk'], texts: {} }] });
+  assert.deepEqual(bootloaderFor(recorded, req(), 'sda').initramfs_contents, recorded.initramfs);
+  assert.equal(bootloaderFor(recorded, req({ bootloader: { kind: 'grub', options: '--no-initramfs' } }), 'sda').initramfs_contents, undefined);
   assert.throws(() => bootloaderFor(img, req({ bootloader: { kind: 'grub', options: '--with=a;rm' } }), 'sda'), /not a module name/);
   assert.throws(() => bootloaderFor(img, req({ bootloader: { kind: 'grub', options: '$(reboot)' } }), 'sda'), /expected "--with=MODULE"/);
 });

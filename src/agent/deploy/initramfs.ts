@@ -5,134 +5,9 @@
 // resume device, crypttab, dracut's host-only root=). Anything not known for sure — an
 // initramfs that cannot be read, a compression with no decompressor — means rebuild.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { PassThrough, Readable } from 'node:stream';
 import { join } from 'node:path';
-import * as zlib from 'node:zlib';
-import { CpioReader, isRegular } from './cpio.js';
-
-export type Compression = 'gzip' | 'zstd' | 'xz' | 'lzma' | 'lz4' | 'bzip2' | 'lzop';
-
-/** The compression a stream starts with, by its magic bytes (what the kernel's unpacker accepts). */
-export function compressionOf(head: Buffer): Compression | undefined {
-  const starts = (...b: number[]) => b.every((x, i) => head[i] === x);
-  if (starts(0x1f, 0x8b)) return 'gzip';
-  if (starts(0x28, 0xb5, 0x2f, 0xfd)) return 'zstd';
-  if (starts(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00)) return 'xz';
-  if (starts(0x02, 0x21, 0x4c, 0x18)) return 'lz4';
-  if (starts(0x42, 0x5a, 0x68)) return 'bzip2';
-  if (starts(0x89, 0x4c, 0x5a, 0x4f)) return 'lzop';
-  if (starts(0x5d, 0x00, 0x00)) return 'lzma';
-  return undefined;
-}
-
-/** What decides a rebuild: the modules inside, and the small config files that may name devices. */
-export interface InitramfsContents {
-  /** module names, '-' written '_' (virtio_blk, dm_mod) */
-  modules: Set<string>;
-  /** path → text of small files under conf/, etc/ and cryptroot/ */
-  texts: Map<string, string>;
-}
-
-/** Turns a compressed stream into its decompressed bytes, or undefined when there is no tool for it. */
-export type Decompress = (format: Compression, input: Readable) => Readable | undefined;
-
-const MODULE_FILE = /([^/]+)\.ko(\.[a-z]+)?$/;
-const TEXT_DIRS = /^(conf|etc|cryptroot)\//;
-const TEXT_MAX = 64 * 1024;
-
-/** A module's name from its file ("kernel/drivers/md/dm-mod.ko.xz" → dm_mod). */
-export const moduleName = (file: string): string | undefined => MODULE_FILE.exec(file)?.[1]?.replace(/-/g, '_');
-
-/** Module names in a modules.dep or modules.builtin text ("kernel/drivers/net/e1000/e1000.ko.xz: ..." → e1000). */
-export function moduleNamesIn(text: string): Set<string> {
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const m = moduleName(line.split(':')[0]?.trim() ?? '');
-    if (m) out.add(m);
-  }
-  return out;
-}
-
-function contentsOf(readers: CpioReader[]): InitramfsContents {
-  const modules = new Set<string>();
-  const texts = new Map<string, string>();
-  for (const r of readers) {
-    for (const e of r.entries) {
-      const m = moduleName(e.name);
-      if (m) modules.add(m);
-      if (e.data) texts.set(e.name, e.data.toString('utf8'));
-    }
-  }
-  return { modules, texts };
-}
-
-const keepText = (name: string, size: number, mode: number) => TEXT_DIRS.test(name) && size <= TEXT_MAX && isRegular({ name, mode, size });
-
-/**
- * Reads an initramfs image: uncompressed archives first (early microcode), then at most
- * one compressed stream holding the main archive(s). Resolves to its contents, or to
- * the reason it could not be read.
- */
-export async function readInitramfs(file: string, decompress: Decompress): Promise<InitramfsContents | { unreadable: string }> {
-  let image: Buffer;
-  try {
-    image = readFileSync(file);
-  } catch (e) {
-    return { unreadable: `${file}: ${(e as Error).message}` };
-  }
-  const readers: CpioReader[] = [];
-  let rest = image;
-  if (compressionOf(rest) === undefined) {
-    const plain = new CpioReader(keepText);
-    plain.push(rest);
-    readers.push(plain);
-    if (plain.otherDataAt === undefined) {
-      return plain.complete ? contentsOf(readers) : { unreadable: `${file}: ${plain.fault ?? 'the cpio archive ends early'}` };
-    }
-    rest = rest.subarray(plain.otherDataAt);
-  }
-  const format = compressionOf(rest);
-  if (!format) return { unreadable: `${file}: neither cpio nor a known compression at byte ${image.length - rest.length}` };
-  const out = decompress(format, Readable.from([rest]));
-  if (!out) return { unreadable: `${file}: no ${format} decompressor here` };
-  const main = new CpioReader(keepText);
-  try {
-    for await (const chunk of out) main.push(chunk as Buffer);
-  } catch (e) {
-    return { unreadable: `${file}: ${format}: ${(e as Error).message}` };
-  }
-  if (!main.complete && main.otherDataAt === undefined) {
-    return { unreadable: `${file}: ${main.fault ?? `the ${format} archive ends early`}` };
-  }
-  readers.push(main);
-  return contentsOf(readers);
-}
-
-/**
- * Decompression with Node's zlib where it can (gzip; zstd from Node 22.15/23.8), else
- * with a command: `command(format)` gives its argv (reading stdin, writing stdout), or
- * undefined when there is none. A command that fails makes the stream error.
- */
-export function decompressor(command: (format: Compression) => string[] | undefined): Decompress {
-  const z = zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream };
-  return (format, input) => {
-    if (format === 'gzip') return input.pipe(zlib.createGunzip());
-    if (format === 'zstd' && typeof z.createZstdDecompress === 'function') return input.pipe(z.createZstdDecompress()) as unknown as Readable;
-    const argv = command(format);
-    if (!argv) return undefined;
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out = new PassThrough();
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
-    child.on('error', (e) => out.destroy(e));
-    child.stdin.on('error', () => {});
-    input.pipe(child.stdin);
-    child.stdout.pipe(out, { end: false });
-    child.on('close', (code) => (code === 0 ? out.end() : out.destroy(new Error(`${argv.join(' ')} exited ${code}: ${stderr.trim()}`))));
-    return out;
-  };
-}
+import { INITRAMFS_NAMES, moduleNamesIn, readInitramfs, type Decompress, type InitramfsContents } from '../../initramfs/read.js';
+import type { InitramfsRecord } from '../../images/manifest.js';
 
 /** One kernel of the clone: the modules it has, built in or as files, and its initramfs. */
 export interface CloneKernel {
@@ -145,8 +20,6 @@ export interface CloneKernel {
   initramfs?: string;
 }
 
-/** Where initramfs-tools and dracut put the initramfs of kernel `v`. */
-export const INITRAMFS_NAMES = (v: string) => [`boot/initrd.img-${v}`, `boot/initramfs-${v}.img`, `boot/initrd-${v}`];
 
 function moduleSet(path: string): Set<string> {
   try {
@@ -231,12 +104,36 @@ export function knownModules(kernels: CloneKernel[]): Set<string> | undefined {
   return new Set(kernels.flatMap((k) => [...k.loadable, ...k.builtin]));
 }
 
-/** Reads the initramfs of each of the clone's kernels and says why it must be rebuilt (nothing: keep it). */
-export async function initramfsRebuildReasons(root: string, clone: CloneKernel[], wanted: string[], renamed: string[], decompress: Decompress): Promise<string[]> {
+/**
+ * Reads the initramfs of each of the clone's kernels and says why it must be rebuilt (nothing:
+ * keep it). An image's record of one (the plan's initramfs_contents) stands for reading it when
+ * it names the same file with the same size: the stream that put it there was checked against
+ * the image's digest. `note` hears which way each was known.
+ */
+export async function initramfsRebuildReasons(root: string, clone: CloneKernel[], wanted: string[], renamed: string[], decompress: Decompress, recorded: InitramfsRecord[] = [], note: (line: string) => void = () => {}): Promise<string[]> {
   const kernels: RebuildInputs['kernels'] = [];
   for (const kernel of clone) {
-    const contents = kernel.initramfs ? await readInitramfs(join(root, kernel.initramfs), decompress) : undefined;
+    let contents: RebuildInputs['kernels'][number]['contents'];
+    if (kernel.initramfs) {
+      const file = join(root, kernel.initramfs);
+      const rec = recorded.find((r) => r.path === `/${kernel.initramfs}`);
+      if (rec && sizeOf(file) === rec.bytes) {
+        contents = { modules: new Set(rec.modules), texts: new Map(Object.entries(rec.texts)) };
+        note(`${kernel.initramfs}: known from the image's record (${rec.modules.length} modules)`);
+      } else {
+        contents = await readInitramfs(file, decompress);
+        note(`${kernel.initramfs}: read${rec ? ` (the image's record says ${rec.bytes} bytes, the clone's file has ${sizeOf(file) ?? 'none'})` : ''}`);
+      }
+    }
     kernels.push({ kernel, contents });
   }
   return rebuildReasons({ kernels, wanted, renamed });
+}
+
+function sizeOf(file: string): number | undefined {
+  try {
+    return statSync(file).size;
+  } catch {
+    return undefined;
+  }
 }

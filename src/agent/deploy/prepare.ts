@@ -8,7 +8,8 @@ import type { Step } from '../steps.js';
 import { rewriteFstab, replaceIds, type FstabTarget } from './fstab.js';
 import { targetDir } from './shell.js';
 import { chrootEnv, planOf, type DeployState } from './types.js';
-import { cloneKernels, decompressor, initramfsRebuildReasons, knownModules, type Decompress } from './initramfs.js';
+import { decompressor, type Decompress } from '../../initramfs/read.js';
+import { cloneKernels, initramfsRebuildReasons, knownModules } from './initramfs.js';
 
 /** Decompressors on a node: Node's zlib, else stage2's zstd and busybox's applets. */
 function agentDecompressor(s: DeployState): Decompress {
@@ -285,7 +286,7 @@ export const prepareStep: Step<DeployState> = {
     // the plan's own modules (-r --with=) go in as asked; the node's only where the clone's kernel has them
     const modules = [...new Set([...wanted.filter((m) => !unknown.includes(m)), ...plan.bootloader.initramfs_modules])];
     ctx.say(`initramfs: ${tool}; this node's drivers: ${hw.join(' ') || 'none as modules'}${unknown.length ? `; not in the image's kernels, left out: ${unknown.join(' ')}` : ''}`);
-    const reasons = await initramfsRebuildReasons(root, kernels, modules, [...ids.renamed.keys()], agentDecompressor(s));
+    const reasons = await initramfsRebuildReasons(root, kernels, modules, [...ids.renamed.keys()], agentDecompressor(s), plan.bootloader.initramfs_contents, (l) => ctx.say(`initramfs: ${l}`));
     if (reasons.length === 0) {
       ctx.say(`initramfs: kept as the image has it: it holds ${modules.join(' ') || 'what this node needs'} (or they are built in), and names no file system this clone renames`);
       return;
