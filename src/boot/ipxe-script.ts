@@ -24,7 +24,8 @@ export function ipxeScript(boot: BootConfig, next: NextBoot, at: KernelLine, mac
     '#!ipxe',
     `echo kaboot: ${mac} boots kamethod`,
     // iPXE on UEFI needs initrd=<name> on the command line, or the kernel finds no initrd.
-    `kernel ${base}/${boot.kernel} initrd=${initrdName} ${kernelAppend(boot, at)} BOOTIF=01-${mac.replace(/:/g, '-')}`,
+    // ip= is iPXE's lease in pxelinux's IPAPPEND 1 form: the agent need not ask DHCP again.
+    `kernel ${base}/${boot.kernel} initrd=${initrdName} ${kernelAppend(boot, at)} BOOTIF=01-${mac.replace(/:/g, '-')} ip=\${ip}:\${next-server}:\${gateway}:\${netmask}`,
     `initrd ${base}/${boot.initrd}`,
     'boot',
     '',

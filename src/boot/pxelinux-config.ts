@@ -29,8 +29,9 @@ export function pxelinuxConfig(boot: BootConfig, next: NextBoot, at: KernelLine)
     'LABEL kamethod',
     `  KERNEL ${boot.kernel}`,
     `  APPEND initrd=${boot.initrd} ${kernelAppend(boot, at)}`,
-    // BOOTIF=01-<mac> on the kernel line tells the agent which NIC booted
-    '  IPAPPEND 2',
+    // 1: ip=<client>:<server>:<gateway>:<netmask>, the lease pxelinux got (the agent need
+    // not ask DHCP again); 2: BOOTIF=01-<mac>, which NIC booted
+    '  IPAPPEND 3',
     '',
   ].join('\n');
 }

@@ -1,5 +1,3 @@
-// PENDING: passes once nodeLogRoutes is registered in src/http/server.ts (verified against a build with it
-// registered under /api: 3/3). Then rename this file to agent-dry-run.test.ts.
 // kaboot-agent --dry-run in a namespace against a real `kaboot serve` in another, with a real
 // DHCP server (busybox udhcpd) on the same segment: network up, lease, appliance found by the
 // kernel command line or by DHCP next-server, status reported, every step's lines in the node's log.
@@ -66,6 +64,18 @@ test('no kaboot.server=: the DHCP next-server is the appliance', async () => {
   assert.equal(r.exitCode, 0, String(r.stderr));
   assert.match(String(r.stderr), new RegExp(`found the kaboot appliance at http://${net}\\.1:80\n`));
   assert.match(nodeLog(node.mac), / find-appliance status state=booting /);
+});
+
+test('ip= and BOOTIF= from iPXE: the firmware\'s lease is used as it is, no DHCP asked, the appliance found', async () => {
+  const node = await lab.host('n4', { mac: '52:54:00:86:00:04' });
+  const r = await agent(node, `kaboot.server=${net}.1:80 kaboot.token=${kb.token()} BOOTIF=01-52-54-00-86-00-04 ip=${net}.204:${net}.1:${net}.1:255.255.255.0`);
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  const out = String(r.stderr);
+  assert.match(out, new RegExp(`eth0: ${net}\\.204/24, the boot firmware's lease \\(ip= on the kernel line\\), next-server ${net}\\.1`));
+  assert.doesNotMatch(out, /udhcpc/);
+  assert.match(out, new RegExp(`found the kaboot appliance at http://${net}\\.1:80\n`));
+  const addr = String((await lab.exec(node.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout);
+  assert.match(addr, new RegExp(`inet ${net}\\.204/24`));
 });
 
 test('an address where nothing answers: five attempts, the clear message, then reboot (dry run: said, not done)', async () => {

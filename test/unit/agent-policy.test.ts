@@ -14,6 +14,15 @@ test('kernel command line: server, token, BOOTIF; bad words named', () => {
   assert.equal(bad.server, undefined);
   assert.equal(bad.problems.length, 4);
   assert.deepEqual(parseKernelCmdline('ro quiet'), { problems: [] });
+  // the boot firmware's lease: pxelinux's IPAPPEND 1 form, as iPXE's script writes it too
+  assert.deepEqual(parseKernelCmdline('ip=10.97.0.100:10.97.0.1:10.97.0.1:255.255.255.0').ip, { ip: '10.97.0.100', prefix: 24, server: '10.97.0.1', gateway: '10.97.0.1' });
+  assert.deepEqual(parseKernelCmdline('ip=10.0.0.5:::255.255.0.0').ip, { ip: '10.0.0.5', prefix: 16 });
+  assert.deepEqual(parseKernelCmdline('ip=10.0.0.5:0.0.0.0:0.0.0.0:255.255.255.128').ip, { ip: '10.0.0.5', prefix: 25 });
+  for (const v of ['dhcp', '10.0.0.5', '10.0.0.5:::255.0.255.0', '10.0.0.5:::0.0.0.0', '0.0.0.0:::255.255.255.0', '10.0.0.300:::255.255.255.0', '10.0.0.5:x::255.255.255.0', ':::', '10.0.0.5::::eth0']) {
+    const c = parseKernelCmdline(`ip=${v}`);
+    assert.equal(c.ip, undefined, v);
+    assert.match(c.problems.join(), /DHCP will ask again/, v);
+  }
   assert.deepEqual(parseApplianceAddress('[fd00::1]:8080'), { host: 'fd00::1', port: 8080 });
 });
 

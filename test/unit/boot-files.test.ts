@@ -34,7 +34,7 @@ test('kernel line carries the appliance address', () => {
 test('iPXE script: kamethod loads kernel and initrd over HTTP with initrd= for UEFI', () => {
   const s = ipxeScript(defaults.boot, 'kamethod', at, '52:54:00:12:34:56');
   assert.match(s, /^#!ipxe\n/);
-  assert.match(s, /^kernel http:\/\/10\.0\.0\.1:8080\/vmlinuz initrd=all\.rdz .* BOOTIF=01-52-54-00-12-34-56$/m);
+  assert.match(s, /^kernel http:\/\/10\.0\.0\.1:8080\/vmlinuz initrd=all\.rdz .* BOOTIF=01-52-54-00-12-34-56 ip=\$\{ip\}:\$\{next-server\}:\$\{gateway\}:\$\{netmask\}$/m);
   assert.match(s, /^initrd http:\/\/10\.0\.0\.1:8080\/all\.rdz$/m);
   assert.match(s, /^boot$/m);
   assert.doesNotMatch(s, /chain|ipxe\.efi|undionly/, 'never chainloads iPXE again');
