@@ -68,10 +68,20 @@ test('grubMenuFor: regenerated, with the reason, when the menu does not fit', ()
   assert.match(reason(debianMenu('11111111-2222-3333-4444-555555555555')), /searches for the file system 11111111/);
   assert.match(reason(debianMenu(OLD), { exists: () => false }), /boots \/boot\/vmlinuz-6.1.0-50-cloud-amd64/);
   assert.match(reason(debianMenu(OLD), { exists: (rel) => rel.startsWith('boot/vmlinuz') }), /loads \/boot\/initrd.img/);
-  assert.match(reason(debianMenu(OLD), { label: 'gpt' }), /part_msdos, this node's boot disk has a gpt partition table/);
   assert.equal(grubMenuFor(debianMenu(OLD, 'part_gpt'), node({ label: 'gpt' })).kind, 'rewrite');
   assert.match(reason(`search --label --set=root golden\nlinux /boot/vmlinuz-6.1.0-50-cloud-amd64 root=LABEL=golden\n`), /label golden/);
   assert.match(reason(`search.fs_uuid ${OLD.toUpperCase()} root\n`, { renamed: new Map() }), /searches for the file system/);
+});
+
+test('grubMenuFor: a menu for a DOS disk on a node with a GPT one (a UEFI clone of a BIOS golden) loads part_gpt instead', () => {
+  const d = grubMenuFor(debianMenu(OLD), node({ label: 'gpt' }));
+  assert.equal(d.kind, 'rewrite');
+  if (d.kind !== 'rewrite') return;
+  assert.match(d.text, /^\tinsmod part_gpt$/m);
+  assert.doesNotMatch(d.text, /part_msdos\n/);
+  assert.equal(d.count, 4, 'three UUIDs and one partition map');
+  // the hint names the old table; GRUB tries it and then searches every disk
+  assert.match(d.text, /--hint-bios=hd0,msdos1/);
 });
 
 test('grubMenuFor: labels this node has, file searches and separate /boot paths are fine', () => {

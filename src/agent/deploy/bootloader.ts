@@ -116,7 +116,7 @@ export const bootloaderStep: Step<DeployState> = {
       : { kind: 'regenerate' as const, reason: 'prepare did not say which file system names changed' };
     if (menu.kind === 'rewrite') {
       writeFileSync(menuPath, menu.text); // in place, as prepare writes the other files: its mode stays
-      ctx.say(`GRUB menu: the image's boot/grub/grub.cfg, ${menu.count} file system name(s) moved to the new UUIDs`);
+      ctx.say(`GRUB menu: the image's boot/grub/grub.cfg, ${menu.count} name(s) moved to this node's (file system UUIDs, partition map)`);
     } else {
       const cfg = grubConfigCommand(cloneExists);
       if (!cfg) throw new Error(`the image's GRUB menu cannot be kept (${menu.reason}) and the image has no update-grub nor grub-mkconfig to write one (install grub in the golden, or deploy with -r extlinux)`);

@@ -1,5 +1,6 @@
-// The clone's GRUB menu: the image's own grub.cfg with the file system names prepare moved,
-// when that menu still fits the node; else the clone's update-grub writes a new one.
+// The clone's GRUB menu: the image's own grub.cfg with the file system names prepare moved
+// and the partition map of the node's disk, when that menu still fits the node; else the
+// clone's update-grub writes a new one.
 // Why not always update-grub: it runs every /etc/grub.d script and probes each device to
 // write what the image's menu already says (14 s of a 100 s deploy under emulation), and in
 // a chroot without udev it names the root by device (root=/dev/vda1) instead of by UUID.
@@ -67,10 +68,18 @@ export function grubMenuFor(text: string | undefined, node: MenuNode): MenuDecis
       for (const f of args) if (!node.exists(`boot/${basename(f)}`)) return regenerate(`grub.cfg loads ${f}, which the clone does not have in /boot`);
     }
   }
-  if (partmaps.size > 0 && !partmaps.has(PARTMAP[node.label])) {
-    return regenerate(`grub.cfg loads ${[...partmaps].join(' ')}, this node's boot disk has a ${node.label} partition table`);
+  // grub-mkconfig writes the partition map of the disk /boot is on: a clone on another
+  // label (a UEFI node's GPT from a BIOS golden's DOS disk) gets the one its disk has
+  const want = PARTMAP[node.label];
+  let menu = out;
+  let moved = count;
+  if (partmaps.size > 0 && !partmaps.has(want)) {
+    menu = out.replace(/^(\s*insmod\s+)part_[a-z0-9_]+(\s*)$/gm, (_m, a: string, b: string) => {
+      moved++;
+      return `${a}${want}${b}`;
+    });
   }
-  return { kind: 'rewrite', text: out, count };
+  return { kind: 'rewrite', text: menu, count: moved };
 }
 
 function kernelArgProblem(key: 'root' | 'resume', value: string, uuids: Set<string>, devices: Set<string>): string | undefined {
