@@ -2,6 +2,7 @@
 // lease's next-server, then its DHCP server. A candidate counts once it answers /api/health.
 import type { ApplianceAddress } from './cmdline.js';
 import { applianceUrl } from './cmdline.js';
+import { httpRequest } from './http.js';
 import type { Lease } from './dhcp.js';
 
 export const defaultHttpPort = 80;
@@ -20,12 +21,12 @@ export function applianceCandidates(fromCmdline: ApplianceAddress | undefined, l
 /** true when a kaboot appliance answers at base */
 export async function probeAppliance(base: string, timeoutMs = 3000): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
-    const r = await fetch(`${base}/api/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    const r = await httpRequest(`${base}/api/health`, { signal: AbortSignal.timeout(timeoutMs), maxBytes: 64 * 1024 });
     if (!r.ok) return { ok: false, reason: `HTTP ${r.status}` };
-    const body = (await r.json()) as { status?: unknown };
-    return body.status === 'ok' ? { ok: true } : { ok: false, reason: 'not a kaboot health answer' };
+    const body = JSON.parse(r.text()) as { status?: unknown };
+    return body?.status === 'ok' ? { ok: true } : { ok: false, reason: 'not a kaboot health answer' };
   } catch (e) {
-    const err = e as Error & { cause?: { code?: string } };
-    return { ok: false, reason: err.cause?.code ?? err.name ?? String(e) };
+    const err = e as NodeJS.ErrnoException;
+    return { ok: false, reason: err.code ?? err.name ?? String(e) };
   }
 }

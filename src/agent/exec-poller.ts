@@ -7,6 +7,7 @@ import { constants } from 'node:os';
 import { execa } from 'execa';
 import type { AgentLine } from './log-client.js';
 import type { LineSink } from './steps.js';
+import { httpRequest } from './http.js';
 
 export interface RemoteCommand {
   id: string;
@@ -92,13 +93,12 @@ export function startExecPoller(o: PollerOptions): ExecPoller {
     while (!ctl.signal.aborted) {
       let cmd: RemoteCommand | undefined;
       try {
-        const r = await fetch(commandsUrl(o.base, o.mac, waitS), { headers: auth, signal: AbortSignal.any([ctl.signal, AbortSignal.timeout((waitS + 15) * 1000)]) });
+        const r = await httpRequest(commandsUrl(o.base, o.mac, waitS), { headers: auth, signal: AbortSignal.any([ctl.signal, AbortSignal.timeout((waitS + 15) * 1000)]) });
         if (r.status === 204) {
-          await r.body?.cancel();
           failures = 0;
           continue;
         }
-        const text = await r.text();
+        const text = r.text();
         if (r.status !== 200) throw new Error(`HTTP ${r.status} ${text.slice(0, 200)}`);
         cmd = parseRemoteCommand(JSON.parse(text));
         failures = 0;
@@ -136,11 +136,11 @@ export function startExecPoller(o: PollerOptions): ExecPoller {
     await o.flush?.().catch(() => undefined);
     for (let attempt = 1; attempt <= 5 && !ctl.signal.aborted; attempt++) {
       try {
-        const res = await fetch(resultUrl(o.base, o.mac, cmd.id), {
+        const res = await httpRequest(resultUrl(o.base, o.mac, cmd.id), {
           method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ exit_code: code }), signal: AbortSignal.timeout(10_000),
         });
         if (res.ok || (res.status >= 400 && res.status < 500)) {
-          if (!res.ok) emit(step, 'agent', `result refused: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+          if (!res.ok) emit(step, 'agent', `result refused: HTTP ${res.status} ${res.text().slice(0, 200)}`);
           return;
         }
       } catch { /* the appliance away for a moment: try again */ }

@@ -1,6 +1,8 @@
 // Sends the agent's lines to the appliance (POST /api/nodes/:mac/log, x-ndjson) in batches.
 // Lines made before the appliance is known wait in the queue, so the network step's own
 // output reaches the node's log too. A failed post keeps its lines for the next try.
+import { httpRequest } from './http.js';
+
 export interface AgentLine {
   step: string;
   stream: 'stdout' | 'stderr' | 'status' | 'agent';
@@ -63,13 +65,13 @@ export class ApplianceLog {
   async status(state: NodeStatus, step: string, message?: string): Promise<void> {
     const t = this.target;
     if (!t) throw new Error('no appliance yet');
-    const r = await fetch(`${t.base}/api/nodes/${t.mac}/status`, {
+    const r = await httpRequest(`${t.base}/api/nodes/${t.mac}/status`, {
       method: 'POST',
       headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ state, step, ...(message ? { message } : {}) }),
       signal: AbortSignal.timeout(10_000),
     });
-    if (!r.ok) throw new Error(`status ${state}: HTTP ${r.status} ${await r.text()}`);
+    if (!r.ok) throw new Error(`status ${state}: HTTP ${r.status} ${r.text()}`);
   }
 
   stop(): void {
@@ -93,14 +95,14 @@ export class ApplianceLog {
     while (this.queue.length > 0) {
       const chunk = this.queue.slice(0, batch);
       try {
-        const r = await fetch(`${t.base}/api/nodes/${t.mac}/log`, {
+        const r = await httpRequest(`${t.base}/api/nodes/${t.mac}/log`, {
           method: 'POST',
           headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/x-ndjson' },
           body: chunk.map((l) => JSON.stringify(l)).join('\n') + '\n',
           signal: AbortSignal.timeout(10_000),
         });
         if (!r.ok) {
-          this.lastError = `HTTP ${r.status} ${await r.text()}`;
+          this.lastError = `HTTP ${r.status} ${r.text()}`;
           return;
         }
       } catch (e) {

@@ -84,9 +84,6 @@ export async function agentMain(argv: string[]): Promise<number> {
   const say = (line: string) => sinks.forEach((s) => s({ step: 'agent', stream: 'agent', line, ts: new Date().toISOString() }));
   say(`kaboot-agent ${agentVersion} (node ${process.version})${dryRun ? ', dry run' : ''}`);
   for (const p of cmdline.problems) say(`kernel command line: ${p}`);
-  // Node loads and compiles its HTTP client (undici) at the first fetch, a second under an
-  // emulated CPU: done now, on loopback, while udhcpc waits for the DHCP server, not after it
-  void fetch('http://127.0.0.1:9/', { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
 
   const state: AgentState = {
     cmdline,

@@ -4,6 +4,7 @@ import { parsePlan, type DeployPlan } from '../../deploy/plan.js';
 import type { Firmware } from '../firmware.js';
 import type { Step } from '../steps.js';
 import type { DeployState } from './types.js';
+import { httpRequest } from '../http.js';
 
 export function planUrl(base: string, mac: string, firmware: Firmware): string {
   return `${base}/api/nodes/${mac}/plan?firmware=${firmware}`;
@@ -41,8 +42,8 @@ export const planStep: Step<DeployState> = {
     let answer: { status: number; body: string } | undefined;
     for (let attempt = 1; !answer; attempt++) {
       try {
-        const r = await fetch(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(30_000) });
-        const body = await r.text();
+        const r = await httpRequest(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(30_000) });
+        const body = r.text();
         if (r.status < 500 || attempt >= 4) answer = { status: r.status, body };
         else ctx.say(`plan: HTTP ${r.status}; asking again`);
       } catch (e) {

@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { join } from 'node:path';
 import type { Step } from '../steps.js';
 import { shq } from './shell.js';
+import { httpRequest } from '../http.js';
 import { chrootEnv, type DeployState, type TargetFs } from './types.js';
 
 export interface TreeCount {
@@ -112,13 +113,13 @@ async function restoreAcls(ctx: Parameters<Step<DeployState>['run']>[0], t: Targ
   let body: Buffer | undefined;
   const tried: string[] = [];
   for (const url of aclUrls(s.appliance, t.aclUrl!)) {
-    const r = await fetch(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(60_000) }).catch((e: unknown) => e as Error);
+    const r = await httpRequest(url, { headers: { authorization: `Bearer ${s.token}` }, signal: AbortSignal.timeout(60_000) }).catch((e: unknown) => e as Error);
     if (r instanceof Error) {
       tried.push(`${url}: ${r.message}`);
       continue;
     }
     if (r.ok) {
-      body = Buffer.from(await r.arrayBuffer());
+      body = r.body;
       break;
     }
     tried.push(`${url}: HTTP ${r.status}`);
