@@ -1,16 +1,21 @@
 // kaboot's clone flow against a naive clone of the same golden, in one run, under qemu TCG
 // in namespaces (test/helpers/deploy-lab.ts builds the inputs and the appliance):
-//   naive   bench/naive-clone.sh: a VM boots a busybox initrd directly, sfdisk, mkfs.ext4,
-//           one tar stream over one TCP connection, fstab + hostname, grub in a chroot;
-//   kaboot1 `kaboot deploy` to one BIOS VM (the lab appliance: full DHCP, ipv6_ra quiet): PXE boot, agent, getstage2, partition, format,
-//           KA receive, verify, prepare (initramfs rebuilt if it must be), grub, report, reboot to disk;
-//   kaboot3 the same to three VMs (2 BIOS + 1 UEFI) at once.
+//   naive         bench/naive-clone.sh: a VM boots a busybox initrd directly, sfdisk, mkfs.ext4,
+//                 one tar stream over one TCP connection, fstab + hostname, grub in a chroot;
+//                 the lab's BIOS node hardware (e1000 NIC, virtio disk, LAB_CPU)
+//   naive-virtio  the same with the UEFI node's NIC, virtio-net (the one sessions 2-3 used)
+//   kaboot1       `kaboot deploy` to one BIOS VM (e1000; the lab appliance: full DHCP, ipv6_ra
+//                 quiet): PXE boot, agent, getstage2, partition, format, KA receive, verify,
+//                 prepare, grub, report, reboot to disk;
+//   kaboot1-uefi  the same to one UEFI VM (OVMF, virtio-net)
+//   kaboot3       the same to three VMs (2 BIOS + 1 UEFI) at once.
 // Prints, per run: seconds from the VM's start to "installed" (naive: poweroff; kaboot: the
 // node reported deployed), seconds from there to the golden's marker on the clone's own
 // disk, the host's CPU seconds during the run (all of /proc/stat, so other load counts: the
 // load average is printed beside it), bytes sent to each VM against the image's used
-// bytes; then the ratios kaboot1 / naive and kaboot3 / kaboot1.
-//   node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,kaboot3] [--json FILE] [--keep]
+// bytes; then the ratios of each kaboot run to the naive run on the same hardware, and
+// kaboot3 / kaboot1.
+//   node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,naive-virtio,kaboot1-uefi,kaboot3] [--json FILE] [--keep]
 // (--keep: leave the work folder, with the VMs' disks and timed console logs, in /tmp)
 import { parseArgs } from 'node:util';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,14 +28,14 @@ import { goldenMarker, type Firmware } from '../test/helpers/lab-vm.js';
 const REPO = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
   options: {
-    runs: { type: 'string', default: 'naive,kaboot1,kaboot3' },
+    runs: { type: 'string', default: 'naive,kaboot1,naive-virtio,kaboot1-uefi,kaboot3' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,kaboot3] [--json FILE] [--keep]');
+  console.log('node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,naive-virtio,kaboot1-uefi,kaboot3] [--json FILE] [--keep]');
   process.exit(0);
 }
 
@@ -55,15 +60,15 @@ function hostBusySeconds(): number {
   return (cpu.reduce((a, b) => a + b, 0) - idle) / 100;
 }
 
-async function naive(inputs: LabInputs): Promise<RunResult> {
+async function naive(inputs: LabInputs, nic: 'e1000' | 'virtio', name: string): Promise<RunResult> {
   const load = loadavg()[0]!;
   const cpu0 = hostBusySeconds();
-  const r = await execa('bash', [resolve(REPO, 'bench/naive-clone.sh'), inputs.goldenDisk], { reject: false, all: true, timeout: 40 * 60_000 });
+  const r = await execa('bash', [resolve(REPO, 'bench/naive-clone.sh'), inputs.goldenDisk], { reject: false, all: true, timeout: 40 * 60_000, env: { NAIVE_NIC: nic } });
   if (r.exitCode !== 0) throw new Error(`naive-clone.sh failed:\n${r.all}`);
   const line = r.stdout.split('\n').find((l) => l.startsWith('NAIVE-RESULT '))!;
   const f = Object.fromEntries(line.split(' ').slice(1).map((kv) => kv.split('=') as [string, string]));
   return {
-    run: 'naive', vms: 1, install_s: Number(f.seconds), boot_s: Number(f.boot_seconds), host_cpu_s: hostBusySeconds() - cpu0,
+    run: name, vms: 1, install_s: Number(f.seconds), boot_s: Number(f.boot_seconds), host_cpu_s: hostBusySeconds() - cpu0,
     load_before: load, wire_bytes_per_vm: Number(f.wire_bytes), used_bytes: inputs.golden.partition.used_bytes,
     phases: r.stdout.split('\n').find((l) => l.startsWith('NAIVE-PHASES '))?.slice(13),
   };
@@ -145,16 +150,22 @@ const inputs = await prepareInputs();
 console.log(`inputs (s): ${JSON.stringify(inputs.seconds)}; golden root ${(inputs.golden.partition.used_bytes / 1e6).toFixed(0)} MB used`);
 const results: RunResult[] = [];
 for (const run of runs) {
-  const r = run === 'naive' ? await naive(inputs)
-    : run === 'kaboot1' ? await kaboot(inputs, ['bios'], run)
-      : run === 'kaboot3' ? await kaboot(inputs, ['bios', 'bios', 'uefi'], run)
-        : (() => { throw new Error(`unknown run ${run}`); })();
+  const r = run === 'naive' ? await naive(inputs, 'e1000', run)
+    : run === 'naive-virtio' ? await naive(inputs, 'virtio', run)
+      : run === 'kaboot1' ? await kaboot(inputs, ['bios'], run)
+        : run === 'kaboot1-uefi' ? await kaboot(inputs, ['uefi'], run)
+          : run === 'kaboot3' ? await kaboot(inputs, ['bios', 'bios', 'uefi'], run)
+            : (() => { throw new Error(`unknown run ${run}`); })();
   results.push(r);
-  console.log(`${r.run.padEnd(8)} vms=${r.vms} install=${r.install_s.toFixed(1)} s  boot=${r.boot_s.toFixed(1)} s  host_cpu=${r.host_cpu_s.toFixed(0)} s  load=${r.load_before.toFixed(1)}  wire/vm=${(r.wire_bytes_per_vm / 1e6).toFixed(0)} MB (${(r.wire_bytes_per_vm / r.used_bytes).toFixed(2)}x used)${r.ka_bytes_per_vm ? `  ka/vm=${(r.ka_bytes_per_vm / 1e6).toFixed(0)} MB (${(r.ka_bytes_per_vm / r.used_bytes).toFixed(2)}x used)` : ''}${r.phases ? `  phases: ${r.phases}` : ''}`);
+  console.log(`${r.run.padEnd(12)} vms=${r.vms} install=${r.install_s.toFixed(1)} s  boot=${r.boot_s.toFixed(1)} s  host_cpu=${r.host_cpu_s.toFixed(0)} s  load=${r.load_before.toFixed(1)}  wire/vm=${(r.wire_bytes_per_vm / 1e6).toFixed(0)} MB (${(r.wire_bytes_per_vm / r.used_bytes).toFixed(2)}x used)${r.ka_bytes_per_vm ? `  ka/vm=${(r.ka_bytes_per_vm / 1e6).toFixed(0)} MB (${(r.ka_bytes_per_vm / r.used_bytes).toFixed(2)}x used)` : ''}${r.phases ? `  phases: ${r.phases}` : ''}`);
 }
 const by = (n: string) => results.find((r) => r.run === n);
-const [n, k1, k3] = [by('naive'), by('kaboot1'), by('kaboot3')];
-if (n && k1) console.log(`kaboot1 / naive: install ${(k1.install_s / n.install_s).toFixed(2)}x, install+boot ${((k1.install_s + k1.boot_s) / (n.install_s + n.boot_s)).toFixed(2)}x (target <= 1.0x)`);
+const [n, nv, k1, k1u, k3] = [by('naive'), by('naive-virtio'), by('kaboot1'), by('kaboot1-uefi'), by('kaboot3')];
+const ratio = (k: RunResult, b: RunResult, what: string) =>
+  console.log(`${k.run} / ${b.run}: install ${(k.install_s / b.install_s).toFixed(2)}x, install+boot ${((k.install_s + k.boot_s) / (b.install_s + b.boot_s)).toFixed(2)}x (${what}; target <= 1.0x)`);
+if (n && k1) ratio(k1, n, 'the same VM: BIOS, e1000');
+if (nv && k1u) ratio(k1u, nv, 'the same NIC, virtio-net; UEFI firmware against a direct kernel boot');
+if (nv && k1) ratio(k1, nv, 'kaboot on e1000 against the naive clone on virtio-net, as sessions 2-3 measured');
 if (k1 && k3) console.log(`kaboot3 / kaboot1: install ${(k3.install_s / k1.install_s).toFixed(2)}x, host CPU ${(k3.host_cpu_s / k1.host_cpu_s).toFixed(2)}x`);
 if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
 if (values.keep) console.log(`work folder kept: ${inputs.dir}`);

@@ -5,7 +5,10 @@
 #   TCP connection → fstab with the new UUID, hostname → grub-install + update-grub in a
 #   chroot → poweroff,
 # and the clone is then booted from its disk to the golden's marker.
-# The VM has the lab's CPU, qemu64 with RDRAND (test/helpers/lab-vm.ts, LAB_CPU).
+# The VM is a lab node as kaboot deploys to it (test/helpers/lab-vm.ts): qemu64 with RDRAND
+# (LAB_CPU), 1 GiB, one vCPU, a virtio disk, and the NIC of NAIVE_NIC: e1000 (default; the
+# BIOS node's, bootNic.bios: SeaBIOS never netboots virtio-net) or virtio (the UEFI node's),
+# so a comparison receives through the same emulated hardware on both sides.
 #
 # usage: naive-clone.sh GOLDEN_DISK
 #   GOLDEN_DISK: a raw disk whose first partition holds the golden root (test/lab/golden.sh)
@@ -18,6 +21,11 @@ golden="${1:?usage: naive-clone.sh GOLDEN_DISK}"
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 mem="${NAIVE_MEM:-1024}"
+case "${NAIVE_NIC:-e1000}" in
+  e1000) nic_device=e1000; nic_module=e1000 ;;
+  virtio) nic_device=virtio-net-pci; nic_module=virtio_net ;;
+  *) echo "naive-clone: NAIVE_NIC is e1000 or virtio, not ${NAIVE_NIC}" >&2; exit 2 ;;
+esac
 timeout_s="${NAIVE_TIMEOUT:-900}"
 [[ $EUID -eq 0 ]] || { echo "naive-clone: needs root" >&2; exit 2; }
 log() { echo "naive-clone: $*" >&2; }
@@ -47,7 +55,7 @@ trap 'exit 130' INT TERM HUP
 stage="$work/initrd"
 mkdir -p "$stage"/{bin,dev,proc,sys,tmp,run,mnt,lib/modules,real/bin}
 cp /bin/busybox "$stage/bin/busybox"
-for m in virtio_pci virtio_net virtio_blk ext4; do
+for m in virtio_pci virtio_blk $nic_module ext4; do
   modprobe -d "$KERNEL_DIR" -S "$KERNEL_VERSION" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
 done | awk '!seen[$0]++' >"$work/modules"
 while read -r ko; do
@@ -114,7 +122,7 @@ pids+=($!)
 truncate -s 2G "$work/disk.raw"
 qemu=(qemu-system-x86_64 -m "$mem" -smp 1 -cpu qemu64,+rdrand -nographic -no-reboot
   -drive "file=$work/disk.raw,format=raw,if=virtio"
-  -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no" -device "virtio-net-pci,netdev=n0,romfile=")
+  -netdev "tap,id=n0,ifname=tap0,script=no,downscript=no" -device "$nic_device,netdev=n0,romfile=")
 start=$(date +%s.%N)
 nsx "${qemu[@]}" -kernel "$KERNEL_IMAGE" -initrd "$work/naive.rdz" -append "console=ttyS0 panic=-1 quiet" \
   </dev/null >"$work/install.log" 2>&1 &
