@@ -104,6 +104,14 @@ export async function agentMain(argv: string[]): Promise<number> {
     if (r.ok) break;
     const next = afterFailedAttempt(attempt, applianceCandidates(cmdline.server, state.leases), policy);
     say(next.message);
+    const fw = state.firmwareLease;
+    if (fw) {
+      // the firmware's lease did not lead to the appliance (stale, or another server's): DHCP from now on
+      const nic = state.nics.find((n) => n.mac === fw.mac);
+      state.leases = state.leases.filter((l) => l.iface !== nic?.name);
+      delete state.firmwareLease;
+      say('the next attempt asks DHCP instead of using the boot firmware\'s lease');
+    }
     if (next.kind === 'retry') {
       await new Promise((res) => setTimeout(res, next.delayMs));
       continue;

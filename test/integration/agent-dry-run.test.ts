@@ -78,6 +78,18 @@ test('ip= and BOOTIF= from iPXE: the firmware\'s lease is used as it is, no DHCP
   assert.match(addr, new RegExp(`inet ${net}\\.204/24`));
 });
 
+test('the firmware\'s lease leads nowhere: the next attempt asks DHCP, whose next-server is the appliance', async () => {
+  const node = await lab.host('n5', { mac: '52:54:00:86:00:05' });
+  const r = await agent(node, `kaboot.token=${kb.token()} BOOTIF=01-52-54-00-86-00-05 ip=${net}.205:${net}.9:${net}.9:255.255.255.0`, ['--retry-delay-ms', '10']);
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  const out = String(r.stderr);
+  assert.match(out, new RegExp(`eth0: ${net}\\.205/24, the boot firmware's lease`));
+  assert.match(out, /can't reach a kaboot appliance at http:\/\/10\.86\.0\.9:80 \(attempt 1 of 5\)/);
+  assert.match(out, /the next attempt asks DHCP instead of using the boot firmware's lease/);
+  assert.match(out, new RegExp(`eth0: ${net}\\.1\\d\\d/24 from ${net}\\.1, next-server ${net}\\.1`));
+  assert.match(out, new RegExp(`found the kaboot appliance at http://${net}\\.1:80\n`));
+});
+
 test('an address where nothing answers: five attempts, the clear message, then reboot (dry run: said, not done)', async () => {
   const node = await lab.host('n3', { mac: '52:54:00:86:00:03', cidr: `${net}.203/24` });
   const r = await agent(node, `kaboot.server=${net}.2:8080 kaboot.token=x`, ['--retry-delay-ms', '10', '--no-dhcp']);
