@@ -5,6 +5,7 @@
 // joiners, and collects every node's result.
 import { createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
@@ -223,9 +224,11 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
   // a file source is its own spool; a command's or a stream's output is written to one
   let relayEnd = () => 0;
   const fileSource = 'file' in opts.source ? opts.source.file : null;
+  // without a spoolDir the session makes its own folder, and removes it with the spool
+  const ownSpoolDir = fileSource || opts.spoolDir ? undefined : mkdtempSync(join(tmpdir(), 'kaboot-ka-spool-'));
   const spool: Spool | FileBackedSpool = fileSource
     ? await FileBackedSpool.open(fileSource, () => relayEnd())
-    : await Spool.create(join(opts.spoolDir ?? mkdtempSync(join(tmpdir(), 'kaboot-ka-spool-')), `${opts.session.replace(/[^A-Za-z0-9_.-]/g, '_')}-${process.pid}.spool`));
+    : await Spool.create(join(opts.spoolDir ?? ownSpoolDir!, `${opts.session.replace(/[^A-Za-z0-9_.-]/g, '_')}-${process.pid}.spool`));
   const nodes = new Map<number, NodeRec>();
   let nextNodeId = 1;
   let nextLinkId = 1;
@@ -697,6 +700,7 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
     if (sourceProc?.running()) sourceProc.child.kill('SIGTERM');
     await fileReader?.close();
     await (spool instanceof Spool ? spool.close(!opts.keepSpool) : spool.close());
+    if (ownSpoolDir && !opts.keepSpool) await rm(ownSpoolDir, { recursive: true, force: true }).catch(() => undefined);
   };
 
   const close = async (reason = 'aborted') => {

@@ -1,6 +1,6 @@
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
@@ -9,12 +9,23 @@ import { NodeRegistry } from '../../src/nodes/registry.js';
 import { NodeLogs, formatLogLine } from '../../src/nodes/node-logs.js';
 import { nodeLogRoutes } from '../../src/http/node-log-routes.js';
 
+const made: string[] = [];
+/** a state folder for one test; all of them go when the file's tests are done */
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+after(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
 const token = 'test-token-0123456789abcdef';
 const mac = '52:54:00:12:34:56';
 const auth = { authorization: `Bearer ${token}` };
 
 async function app(opts: { maxBytes?: number; keep?: number } = {}) {
-  const stateDir = mkdtempSync(join(tmpdir(), 'kaboot-nodelogs-'));
+  const stateDir = tempDir('kaboot-nodelogs-');
   const nodes = new NodeRegistry(stateDir);
   const logs = new NodeLogs(stateDir, opts);
   // As src/http/server.ts: extra properties are refused, not dropped.
