@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { NetLab, type Host } from '../test/helpers/netns.js';
-import { REPO, tempDir, writeDhcpConfig } from '../test/helpers/dhcp-lab.js';
+import { REPO, writeDhcpConfig } from '../test/helpers/dhcp-lab.js';
+import { tempDir } from '../test/helpers/temp-dir.js';
 import { ipToInt } from '../src/dhcp/pool.js';
 
 const { values } = parseArgs({

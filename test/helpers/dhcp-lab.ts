@@ -1,8 +1,8 @@
 // Shared pieces of the DHCP integration tests: a config file for kaboot, the DHCP
 // server started as its own process inside a namespace (dhcp-runner.ts, or
 // `kaboot serve` once it serves DHCP), and its JSON log read line by line.
-import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { tempDir } from './temp-dir.js';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -11,16 +11,6 @@ import type { NetLab } from './netns.js';
 import type { DhcpStats } from '../../src/dhcp/server.js';
 
 export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-
-export interface TempDir {
-  path: string;
-  remove(): void;
-}
-
-export function tempDir(tag: string): TempDir {
-  const path = mkdtempSync(join(tmpdir(), `kaboot-${tag}-`));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
-}
 
 /** A kaboot.yaml with DHCP only (TFTP and HTTP off), state in `dir`. */
 export function writeDhcpConfig(dir: string, dhcp: Record<string, unknown>, extra: Record<string, unknown> = {}): string {

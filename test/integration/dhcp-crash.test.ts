@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { REPO, startServe, tempDir, writeServeConfig, type TempDir } from '../helpers/dhcp-lab.js';
+import { REPO, startServe, writeServeConfig } from '../helpers/dhcp-lab.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 import type { LeaseView } from '../../src/dhcp/leases.js';
 
 let lab: NetLab;

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab } from '../helpers/netns.js';
-import { dhclient, startDhcp, stopDhclient, tempDir, udhcpc, writeDhcpConfig, type DhclientFiles, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
+import { dhclient, startDhcp, stopDhclient, udhcpc, writeDhcpConfig, type DhclientFiles, type RunningServer } from '../helpers/dhcp-lab.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 
 let lab: NetLab;
 let dir: TempDir;

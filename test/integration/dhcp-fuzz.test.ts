@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { probePxe, REPO, startServe, udhcpc, tempDir, writeServeConfig, type TempDir } from '../helpers/dhcp-lab.js';
+import { probePxe, REPO, startServe, udhcpc, writeServeConfig } from '../helpers/dhcp-lab.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 import { MessageType } from '../../src/dhcp/packet.js';
 
 let lab: NetLab;

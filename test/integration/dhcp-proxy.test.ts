@@ -5,7 +5,8 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { dhclient, probePxe, startDhcp, tempDir, udhcpc, writeDhcpConfig, type ProbeReply, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
+import { dhclient, probePxe, startDhcp, udhcpc, writeDhcpConfig, type ProbeReply, type RunningServer } from '../helpers/dhcp-lab.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 import { MessageType } from '../../src/dhcp/packet.js';
 
 let lab: NetLab;

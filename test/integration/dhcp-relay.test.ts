@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { NetLab, type Host } from '../helpers/netns.js';
-import { startDhcp, tempDir, udhcpc, writeDhcpConfig, type RunningServer, type TempDir } from '../helpers/dhcp-lab.js';
+import { startDhcp, udhcpc, writeDhcpConfig, type RunningServer } from '../helpers/dhcp-lab.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 
 let serverSide: NetLab;
 let clientSide: NetLab;

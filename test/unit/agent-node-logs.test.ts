@@ -1,31 +1,21 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import Fastify from 'fastify';
 import { NodeRegistry } from '../../src/nodes/registry.js';
 import { NodeLogs, formatLogLine } from '../../src/nodes/node-logs.js';
 import { nodeLogRoutes } from '../../src/http/node-log-routes.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
 
-const made: string[] = [];
-/** a state folder for one test; all of them go when the file's tests are done */
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-}
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
 
 const token = 'test-token-0123456789abcdef';
 const mac = '52:54:00:12:34:56';
 const auth = { authorization: `Bearer ${token}` };
 
 async function app(opts: { maxBytes?: number; keep?: number } = {}) {
-  const stateDir = tempDir('kaboot-nodelogs-');
+  const stateDir = tempDirForFile('nodelogs');
   const nodes = new NodeRegistry(stateDir);
   const logs = new NodeLogs(stateDir, opts);
   // As src/http/server.ts: extra properties are refused, not dropped.

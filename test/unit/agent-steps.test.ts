@@ -1,7 +1,5 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { runSteps, type Step } from '../../src/agent/steps.js';
@@ -9,17 +7,8 @@ import { ApplianceLog, type AgentLine } from '../../src/agent/log-client.js';
 import { NodeRegistry } from '../../src/nodes/registry.js';
 import { NodeLogs } from '../../src/nodes/node-logs.js';
 import { nodeLogRoutes } from '../../src/http/node-log-routes.js';
+import { tempDirForFile } from '../helpers/temp-dir.js';
 
-const made: string[] = [];
-/** a state folder for one test; all of them go when the file's tests are done */
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  made.push(d);
-  return d;
-}
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
 
 test('steps run in order, stream every line of stdout and stderr, and stop at the first failure', async () => {
   const lines: AgentLine[] = [];
@@ -51,7 +40,7 @@ test('a missing command fails its step with a message, allowFailure lets a step 
 });
 
 test('the log client queues before it knows the appliance, keeps lines through a failed post, and delivers them all in order', async () => {
-  const stateDir = tempDir('kaboot-agentlog-');
+  const stateDir = tempDirForFile('agentlog');
   const token = 'test-token-0123456789abcdef';
   const nodes = new NodeRegistry(stateDir);
   const logs = new NodeLogs(stateDir);
