@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { newToken } from '../util/token.js';
 import { Type, type Static } from '@sinclair/typebox';
-import { Bootloader, IMAGE_NAME_RE, MOUNT_RE } from '../images/manifest.js';
+import { Bootloader, FS_UUID_RE, IMAGE_NAME_RE, MOUNT_RE } from '../images/manifest.js';
 
 export const MAC_PATTERN = '^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$';
 /** a disk as the node's kernel names it (sda, vda, nvme0n1), or "first" */
@@ -21,7 +21,7 @@ export const LiveFilesystem = Type.Object({
   mount: Type.String({ pattern: MOUNT_RE.source, maxLength: 4096 }),
   fstype: Type.String({ pattern: '^[a-z0-9_.]{1,32}$' }),
   label: Type.Optional(Type.String({ maxLength: 255 })),
-  uuid: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f-]{1,64}$' })),
+  uuid: Type.Optional(Type.String({ pattern: FS_UUID_RE.source })),
 }, { additionalProperties: false });
 
 /**

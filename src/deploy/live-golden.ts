@@ -16,7 +16,7 @@ import { execa } from 'execa';
 import { resolveSources, spawnTar, type CaptureSource } from '../images/capture.js';
 import { readGoldenDisk, treeFacts, type GoldenDiskOptions } from '../images/golden.js';
 import { sha256Hex } from '../images/boot-code.js';
-import type { BootloaderName } from '../images/manifest.js';
+import { FS_UUID_RE, type BootloaderName } from '../images/manifest.js';
 import { ApiError, apiRequest, type ApiTarget } from './api-client.js';
 import type { Deployment, DeploymentRequest, LiveSource } from './deployment.js';
 import type { FeedStatus } from './live-feed.js';
@@ -57,7 +57,7 @@ export async function readLiveSource(from: string[], disk: GoldenDiskOptions, bo
       mount: s.mount,
       fstype: s.fstype && /^[a-z0-9_.]{1,32}$/.test(s.fstype) ? s.fstype : 'unknown',
       ...(s.label ? { label: s.label } : {}),
-      ...(s.uuid && /^[0-9A-Fa-f-]{1,64}$/.test(s.uuid) ? { uuid: s.uuid } : {}),
+      ...(s.uuid && FS_UUID_RE.test(s.uuid) ? { uuid: s.uuid } : {}),
     })),
     ...(d.desc ? { desc: d.desc } : {}),
     bootloader: bootloader ?? facts.bootloader,

@@ -3,7 +3,7 @@
 // (Authorization: Bearer <deployment token>) answers with a DeployPlan.
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { InitramfsRecord } from '../images/manifest.js';
+import { FS_UUID_RE, InitramfsRecord } from '../images/manifest.js';
 
 /** A KA session the node joins; its coordinator runs inside `kaboot serve`. */
 export const SessionRef = Type.Object({
@@ -35,7 +35,7 @@ export const FilesystemPlan = Type.Object({
   mount: Type.Optional(Type.String()),
   label: Type.Optional(Type.String()),
   /** the UUID this file system had on the golden (from the image): the clone's files that name it are moved to the new one */
-  source_uuid: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f-]{1,64}$' })),
+  source_uuid: Type.Optional(Type.String({ pattern: FS_UUID_RE.source })),
   /** where the files come from: a zstd-compressed tar stream (absent: formatted empty, e.g. an ESP or swap) */
   session: Type.Optional(SessionRef),
   /** paths below the mount point not extracted (ka-d.sh -x); each is created empty */

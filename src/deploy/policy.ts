@@ -4,7 +4,7 @@
 // raw (-D), the MBR (-m/-M), the bootloader (-r) and the host name. No I/O here.
 import { parseDesc, DescError, type DescPlan, type DescPartition } from '../images/desc.js';
 import { checkPlanHoldsImage } from '../images/layout.js';
-import type { BootCodeRecord, ImageManifest } from '../images/manifest.js';
+import { FS_UUID_RE, type BootCodeRecord, type ImageManifest } from '../images/manifest.js';
 import type { BootloaderPlan, DeployPlan, DiskPlan, FilesystemPlan, SessionRef } from './plan.js';
 import type { DeploymentRequest } from './deployment.js';
 import { GPT } from '../images/part-types.js';
@@ -315,7 +315,7 @@ export function buildPlan(inp: PlanInputs): { plan: DeployPlan; notes: string[] 
         fstype: p.fs,
         ...(p.mount ? { mount: p.mount } : {}),
         ...(label ? { label } : {}),
-        ...(rec?.uuid && /^[0-9A-Fa-f-]{1,64}$/.test(rec.uuid) ? { source_uuid: rec.uuid } : {}),
+        ...(rec?.uuid && FS_UUID_RE.test(rec.uuid) ? { source_uuid: rec.uuid } : {}),
         ...(session ? { session } : {}),
         exclude: session && p.mount ? below.get(p.mount) ?? [] : [],
         // a live golden's counts are not known before its stream: verify relies on the KA digest and tar's status

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { requireToken } from '../http/auth.js';
 import { ImageStore, ImageStoreError, type Staging } from './store.js';
 import { CaptureError } from './squashfs.js';
-import { Bootloader, IMAGE_NAME_RE, MOUNT_RE, ManifestError } from './manifest.js';
+import { Bootloader, FS_UUID_RE, IMAGE_NAME_RE, MOUNT_RE, ManifestError } from './manifest.js';
 import { sha256Hex } from './boot-code.js';
 
 export interface ImageRoutesOptions {
@@ -27,7 +27,7 @@ const CaptureQuery = Type.Object({
   capture: Type.String({ pattern: '^[0-9a-f]{12}$' }),
   fstype: Type.Optional(Type.String({ pattern: '^[a-z0-9_.]{1,32}$' })),
   label: Type.Optional(Type.String({ maxLength: 255 })),
-  uuid: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f-]{1,64}$' })),
+  uuid: Type.Optional(Type.String({ pattern: FS_UUID_RE.source })),
 }, { additionalProperties: false });
 const CommitBody = Type.Object({
   source: Type.Object({ host: Type.Optional(Type.String({ maxLength: 255 })), paths: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 }) }, { additionalProperties: false }),

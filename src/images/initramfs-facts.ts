@@ -4,8 +4,8 @@
 // deploy in the lab. An initramfs that cannot be read here gets no record; the node reads it.
 import { posix } from 'node:path';
 import { execa } from 'execa';
-import { INITRAMFS_NAMES, decompressor, readInitramfsImage } from '../initramfs/read.js';
-import type { InitramfsRecord } from './manifest.js';
+import { INITRAMFS_NAMES, decompressor, readInitramfsImage, type Compression } from '../initramfs/read.js';
+import { MODULE_NAME_RE, type InitramfsRecord } from './manifest.js';
 
 export interface StoredFilesystem {
   /** mount point on the golden */
@@ -14,7 +14,7 @@ export interface StoredFilesystem {
   squashfs: string;
 }
 
-const hostTools = decompressor((format) => ({ zstd: ['zstd', '-dcq'], xz: ['xz', '-dc'], lzma: ['xz', '-dc', '--format=lzma'], lz4: ['lz4', '-dcq'], bzip2: ['bzip2', '-dc'], lzop: ['lzop', '-dc'], gzip: ['gzip', '-dc'] })[format]);
+const hostTools = decompressor((format) => ({ zstd: ['zstd', '-dcq'], xz: ['xz', '-dc'], lzma: ['xz', '-dc', '--format=lzma'], lz4: ['lz4', '-dcq'], bzip2: ['bzip2', '-dc'], lzop: ['lzop', '-dc'] } as Partial<Record<Compression, string[]>>)[format]);
 
 /** The file system holding an absolute path: the one with the longest mount point above it. */
 export function holderOf(path: string, filesystems: StoredFilesystem[]): { fs: StoredFilesystem; rel: string } | undefined {
@@ -40,7 +40,7 @@ export async function initramfsFacts(filesystems: StoredFilesystem[], kernels: s
         break;
       }
       // a name the manifest cannot hold is left out: the node then finds it "missing" and rebuilds, the safe side
-      out.push({ path, bytes: image.length, modules: [...c.modules].filter((m) => /^[A-Za-z0-9_]{1,64}$/.test(m)).sort(), texts: Object.fromEntries(c.texts) });
+      out.push({ path, bytes: image.length, modules: [...c.modules].filter((m) => MODULE_NAME_RE.test(m)).sort(), texts: Object.fromEntries(c.texts) });
       break;
     }
   }

@@ -5,6 +5,10 @@ import { Value } from '@sinclair/typebox/value';
 
 export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const MOUNT_RE = /^\/([^\0\n]*[^/\0\n])?$/;
+/** a file system UUID as blkid prints it (ext4, xfs, btrfs: 36 characters; vfat: ABCD-1234) */
+export const FS_UUID_RE = /^[0-9A-Fa-f-]{1,64}$/;
+/** a kernel module's name, '-' written '_' */
+export const MODULE_NAME_RE = /^[A-Za-z0-9_]{1,64}$/;
 
 export const Bootloader = Type.Union([Type.Literal('grub-pc'), Type.Literal('grub-efi'), Type.Literal('extlinux'), Type.Literal('unknown')]);
 export type BootloaderName = Static<typeof Bootloader>;
@@ -54,7 +58,7 @@ export const InitramfsRecord = Type.Object({
   path: Type.String({ pattern: '^/boot/[^/\\0\\n]{1,255}$' }),
   bytes: Type.Integer({ minimum: 0 }),
   /** module names inside, '_' form */
-  modules: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' }), { maxItems: 20000 }),
+  modules: Type.Array(Type.String({ pattern: MODULE_NAME_RE.source }), { maxItems: 20000 }),
   /** small files under conf/, etc/ and cryptroot/ that may name devices: path → text */
   texts: Type.Record(Type.String(), Type.String()),
 }, { additionalProperties: false });
