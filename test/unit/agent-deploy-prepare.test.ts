@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { rewriteFstab, replaceIds } from '../../src/agent/deploy/fstab.js';
 import {
-  rewriteIds, resetIdentity, rewriteHosts, setHostname, deviceModules, cloneModuleNames, initramfsTool, initramfsCommand, mergeModulesFile, writeInitramfsModules, fsModules,
+  rewriteIds, resetIdentity, rewriteHosts, setHostname, deviceModules, initramfsTool, initramfsCommand, mergeModulesFile, writeInitramfsModules, fsModules,
 } from '../../src/agent/deploy/prepare.js';
 import { moduleNamesIn } from '../../src/initramfs/read.js';
+import { cloneKernels, knownModules } from '../../src/agent/deploy/initramfs.js';
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `agent-${tag}-`));
 const put = (root: string, rel: string, text: string) => {
@@ -228,10 +229,10 @@ test('the clone\'s kernels say which of the node\'s drivers they have (a cloud k
   assert.deepEqual([...moduleNamesIn('kernel/drivers/net/virtio_net.ko.xz: kernel/drivers/net/net_failover.ko.xz\nkernel/fs/ext4/ext4.ko:\nkernel/drivers/scsi/sd_mod.ko\n')], ['virtio_net', 'ext4', 'sd_mod']);
   const root = tmp('clone-modules');
   try {
-    assert.equal(cloneModuleNames(root), undefined);
+    assert.equal(knownModules(cloneKernels(root)), undefined);
     put(root, 'lib/modules/6.1.0-26-cloud-amd64/modules.dep', 'kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio.ko:\n');
     put(root, 'lib/modules/6.1.0-26-cloud-amd64/modules.builtin', 'kernel/drivers/virtio/virtio_pci.ko\nkernel/fs/ext4/ext4.ko\n');
-    const known = cloneModuleNames(root)!;
+    const known = knownModules(cloneKernels(root))!;
     assert.deepEqual(['virtio_blk', 'virtio_pci', 'ext4', 'e1000', 'virtio'].filter((m) => known.has(m)), ['virtio_blk', 'virtio_pci', 'ext4', 'virtio']);
   } finally {
     rmSync(root, { recursive: true, force: true });

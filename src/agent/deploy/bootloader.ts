@@ -3,14 +3,14 @@
 // into the ESP at the removable path, no NVRAM entry needed), then the menu: the image's own
 // with the new UUIDs when it fits the node (grub-menu.ts), else the clone's update-grub in its
 // chroot; or extlinux (BIOS only). The seed's make_initrd_grub.
-import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Firmware } from '../firmware.js';
 import type { DescPlan } from '../../images/desc.js';
 import { GPT } from '../../images/part-types.js';
 import type { Step } from '../steps.js';
 import { grubMenuFor } from './grub-menu.js';
-import { bindIntoTarget } from './prepare.js';
+import { bindIntoTarget, isPlainFile } from './prepare.js';
 import { targetDir } from './shell.js';
 import { chrootEnv, planOf, type DeployState } from './types.js';
 
@@ -109,7 +109,7 @@ export const bootloaderStep: Step<DeployState> = {
     for (const c of grubInstallCommands(s.firmware, disk.device, cloneExists)) await run(c);
     const menuPath = join(root, 'boot/grub/grub.cfg');
     const menu = s.renamedIds
-      ? grubMenuFor(plainFileText(menuPath), {
+      ? grubMenuFor(isPlainFile(menuPath) ? readFileSync(menuPath, 'utf8') : undefined, {
         renamed: s.renamedIds, label: disk.desc.label, exists: cloneExists, ...(b.append ? { append: b.append } : {}),
         targets: s.targets.flatMap((t) => (t.uuid ? [{ ...t, uuid: t.uuid }] : [])),
       })
@@ -126,11 +126,3 @@ export const bootloaderStep: Step<DeployState> = {
     ctx.say(`GRUB installed for ${s.firmware} on ${disk.device}`);
   },
 };
-
-function plainFileText(p: string): string | undefined {
-  try {
-    return lstatSync(p).isFile() ? readFileSync(p, 'utf8') : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -98,7 +98,11 @@ export function rebuildReasons(inp: RebuildInputs): string[] {
   return reasons;
 }
 
-/** Every module the clone's kernels have, loadable or built in (undefined: no kernel to ask). */
+/**
+ * Every module the clone's kernels have, loadable or built in (undefined: no kernel to ask).
+ * The node's drivers are named by the initrd's kernel, and the image may run another flavour
+ * (cloud kernels have no e1000).
+ */
 export function knownModules(kernels: CloneKernel[]): Set<string> | undefined {
   if (kernels.length === 0) return undefined;
   return new Set(kernels.flatMap((k) => [...k.loadable, ...k.builtin]));
@@ -117,12 +121,13 @@ export async function initramfsRebuildReasons(root: string, clone: CloneKernel[]
     if (kernel.initramfs) {
       const file = join(root, kernel.initramfs);
       const rec = recorded.find((r) => r.path === `/${kernel.initramfs}`);
-      if (rec && sizeOf(file) === rec.bytes) {
+      const size = sizeOf(file);
+      if (rec && size === rec.bytes) {
         contents = { modules: new Set(rec.modules), texts: new Map(Object.entries(rec.texts)) };
         note(`${kernel.initramfs}: known from the image's record (${rec.modules.length} modules)`);
       } else {
         contents = await readInitramfs(file, decompress);
-        note(`${kernel.initramfs}: read${rec ? ` (the image's record says ${rec.bytes} bytes, the clone's file has ${sizeOf(file) ?? 'none'})` : ''}`);
+        note(`${kernel.initramfs}: read${rec ? ` (the image's record says ${rec.bytes} bytes, the clone's file has ${size ?? 'none'})` : ''}`);
       }
     }
     kernels.push({ kernel, contents });

@@ -55,7 +55,8 @@ export function rewriteIds(root: string, targets: FstabTarget[]): { changes: str
   return { changes, renamed };
 }
 
-function isPlainFile(p: string): boolean {
+/** A regular file, not a symlink a golden may point anywhere. */
+export function isPlainFile(p: string): boolean {
   try {
     return lstatSync(p).isFile();
   } catch {
@@ -198,16 +199,6 @@ export function mergeModulesFile(text: string, modules: string[]): string {
   if (add.length === 0) return text;
   const base = text === '' || text.endsWith('\n') ? text : `${text}\n`;
   return `${base}# added by kaboot for this node's storage and network\n${add.join('\n')}\n`;
-}
-
-/**
- * The modules the clone's own kernels know (modules.dep and modules.builtin of each
- * /lib/modules/<version>); the node's drivers are named by the initrd's kernel, and the
- * image may run another flavour (cloud kernels have no e1000). Undefined when the clone
- * has no module tree to ask.
- */
-export function cloneModuleNames(root: string): Set<string> | undefined {
-  return knownModules(cloneKernels(root));
 }
 
 /** Where the tool reads extra modules from, and what goes there. */
