@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { joinSession, type NodeResult } from '../../ka/node.js';
 import type { SessionRef } from '../../deploy/plan.js';
+import { cpuSnapshot, describeCpu } from '../cpu-account.js';
 
 type Say = (line: string) => void;
 
@@ -48,6 +49,7 @@ export function sessionProblem(ref: SessionRef, r: NodeResult, hasConsumer: bool
 
 export async function joinForPlan(ref: SessionRef, host: string, command: string, say: Say, name: string): Promise<NodeResult> {
   say(`joining session ${ref.name} at ${host}:${ref.port} (${ref.live ? 'live from the golden' : `${ref.bytes} bytes`})`);
+  const cpu0 = cpuSnapshot();
   const r = await joinSession({
     session: ref.name,
     // the hex text itself is the secret, as `kaboot ka-client --secret` and startSession take a string
@@ -60,5 +62,6 @@ export async function joinForPlan(ref: SessionRef, host: string, command: string
     logger: sayLogger(say),
   });
   say(`session ${ref.name}: ${r.bytes} bytes in ${(r.durationMs / 1000).toFixed(1)} s (${(r.rate / 1e6).toFixed(1)} MB/s), digest ${r.digestOk ? 'ok' : 'BAD'}, consumer exit ${r.exitCode ?? '-'}`);
+  say(`session ${ref.name} cpu: agent ${(r.cpuMs / 1000).toFixed(1)} s; node ${describeCpu(cpu0, cpuSnapshot())}`);
   return r;
 }
