@@ -1,6 +1,6 @@
 // bootloader: GRUB for the firmware the node booted with (BIOS: i386-pc boot code on the disk,
 // the clone's own grub-install when it has grub-pc, else stage2's; UEFI: stage2's x86_64-efi
-// into the ESP at the removable path, no NVRAM entry needed), then the menu: the image's own
+// into the ESP at the removable path, and BootNext to it for the first boot, boot-next.ts), then the menu: the image's own
 // with the new UUIDs when it fits the node (grub-menu.ts), else the clone's update-grub in its
 // chroot; or extlinux (BIOS only). The seed's make_initrd_grub.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import type { Firmware } from '../firmware.js';
 import type { DescPlan } from '../../images/desc.js';
 import { GPT } from '../../images/part-types.js';
 import type { Step } from '../steps.js';
+import { bootNextToDisk } from './boot-next.js';
 import { grubMenuFor } from './grub-menu.js';
 import { bindIntoTarget, isPlainFile } from './prepare.js';
 import { targetDir } from './shell.js';
@@ -124,5 +125,7 @@ export const bootloaderStep: Step<DeployState> = {
       await run({ where: 'clone', argv: cfg });
     }
     ctx.say(`GRUB installed for ${s.firmware} on ${disk.device}`);
+    const esp = s.targets.find((t) => t.mount === '/boot/efi' && t.disk === disk.index);
+    if (s.firmware === 'uefi' && esp) await bootNextToDisk(ctx, disk.device, esp.partition);
   },
 };
