@@ -2,7 +2,6 @@
 // coordinator, prove the secret, start the local consumer, then relay: take the
 // stream from whichever parent the coordinator names, feed the consumer and any
 // children, check the SHA-256 at the end and report.
-import { closeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -11,9 +10,8 @@ import { isControlType, type FrameOf } from './frames.js';
 import { nonce, proof, proofMatches, secretKey } from './auth.js';
 import { discover, DEFAULT_DISCOVERY_PORT } from './discovery.js';
 import { DataServer, RemoteSpoolReader, connectLink } from './links.js';
-import { Relay, type Sink } from './relay.js';
+import { Relay } from './relay.js';
 import { SocketSink, StdinSink } from './sinks.js';
-import { blockingPipe, FdSink } from './fd-sink.js';
 import { hasherFor, type HashChoice } from './hasher.js';
 import { runShell, type ShellProcess } from './shell.js';
 
@@ -88,7 +86,6 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
 
   let relay: Relay | null = null;
   let consumer: ShellProcess | null = null;
-  let consumerSink: Sink | null = null;
   let dataServer: DataServer | null = null;
   const statsTimer: { t?: NodeJS.Timeout } = {};
 
@@ -136,16 +133,8 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
 
     // the consumer runs from now on, reading the stream on its stdin
     if (opts.command) {
-      // through a real pipe when one can be made (fd-sink.ts), else the socket spawn gives
-      const pipe = blockingPipe();
-      consumer = runShell(opts.command, [pipe ? pipe.read : 'pipe', 'inherit', 'inherit']);
-      if (pipe) {
-        closeSync(pipe.read);
-        consumerSink = new FdSink(pipe.write, (e) => log.warn({ err: e.message }, 'ka: consumer stdin closed early'));
-      } else if (consumer.child.stdin) {
-        consumer.child.stdin.on('error', (e) => log.warn({ err: e.message }, 'ka: consumer stdin closed early'));
-        consumerSink = new StdinSink(consumer.child.stdin);
-      }
+      consumer = runShell(opts.command, ['pipe', 'inherit', 'inherit']);
+      consumer.child.stdin?.on('error', (e) => log.warn({ err: e.message }, 'ka: consumer stdin closed early'));
     }
 
     const spoolReader = () => new RemoteSpoolReader({ host: where.host, port: welcome.dataPort, linkId: welcome.spoolLinkId, token: welcome.spoolToken, logger: log });
@@ -193,8 +182,8 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
       );
       relay = r;
 
-      if (consumer && consumerSink) {
-        r.addReader('consumer', consumerSink, 0, 'blocking');
+      if (consumer?.child.stdin) {
+        r.addReader('consumer', new StdinSink(consumer.child.stdin), 0, 'blocking');
         const c = consumer.exited;
         consumerDone = c.then((res) => {
           result.exitCode = typeof res.exitCode === 'number' ? res.exitCode : null;
@@ -376,7 +365,6 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
     log.error({ err: result.error }, 'ka: node failed');
     if (consumer) {
       const c = consumer as ShellProcess;
-      (consumerSink as Sink | null)?.destroy('the node failed');
       c.child.stdin?.destroy();
       const res = await Promise.race([c.exited, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
       if (res === null) c.child.kill('SIGKILL');
