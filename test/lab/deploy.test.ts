@@ -50,12 +50,18 @@ test('lab deploy: a golden Debian onto 2 BIOS + 1 UEFI VMs through kaboot, a 4th
     }));
     for (const m of markers) t.diagnostic(`${m.n.name} (${m.n.firmware}): marker after ${m.at.toFixed(0)} s, host=${m.host} root=${m.root}`);
     // what the agent knew without doing it again: iPXE's lease, the image's initramfs record,
-    // and the image's own GRUB menu (on the UEFI node's GPT disk with part_gpt for part_msdos)
+    // and the image's own GRUB menu (on the UEFI node's GPT disk with part_gpt for part_msdos);
+    // and the UEFI node's first boot straight from its disk
     for (const n of clones) {
       const said = n.vm!.console();
       assert.match(said, /the boot firmware's lease \(ip= on the kernel line\)/, `${n.name} used iPXE's lease`);
       assert.match(said, /initramfs: boot\/initrd\.img-\S+: known from the image's record/, `${n.name} used the image's initramfs record`);
       assert.match(said, /GRUB menu: the image's boot\/grub\/grub\.cfg, \d+ name\(s\) moved/, `${n.name}: its GRUB menu`);
+      // UEFI: the first boot after the deploy went to the disk through BootNext, not through PXE
+      if (n.firmware === 'uefi') {
+        assert.match(said, /first boot: from \/dev\/\S+ \(NVRAM entry Boot([0-9A-F]{4})/, `${n.name}: BootNext set`);
+        assert.match(said, /BdsDxe: (loading|starting) Boot[0-9A-F]{4} "kaboot local disk"/, `${n.name}: OVMF took BootNext`);
+      }
     }
 
     let view: DeploymentView | undefined;
