@@ -1,12 +1,12 @@
 // Runs the real `kaboot serve` (bin/kaboot.js, compiled dist/) inside a test namespace,
 // with a config written for the test, and waits until it says it is ready.
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { ResultPromise } from 'execa';
 import type { NetLab } from './netns.js';
+import { tempDirRemovedOnPass } from './temp-dir.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const kabootBin = join(repoRoot, 'bin/kaboot.js');
@@ -26,7 +26,7 @@ export interface KabootProcess {
   kill9(): Promise<void>;
 }
 
-export function makeKabootDir(config: Record<string, unknown>, dir = mkdtempSync(join(tmpdir(), 'kaboot-test-'))) {
+export function makeKabootDir(config: Record<string, unknown>, dir = tempDirRemovedOnPass('test')) {
   const imagesDir = join(dir, 'images');
   const stateDir = join(dir, 'state');
   mkdirSync(imagesDir, { recursive: true });

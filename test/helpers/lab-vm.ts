@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { NetLab } from './netns.js';
+import { removeOnPass } from './temp-dir.js';
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -122,6 +123,8 @@ export async function startVm(lab: NetLab, ns: string, opts: VmOptions): Promise
   const mac = opts.mac ?? randomMac();
   const ownDir = !opts.workDir;
   const workDir = opts.workDir ?? mkdtempSync(join(tmpdir(), `kaboot-vm-${opts.name}-`));
+  // its console log stays readable after the VM exits; the folder goes when the test file passes
+  if (ownDir) removeOnPass(workDir);
   mkdirSync(workDir, { recursive: true });
   let tap = opts.tap;
   let madeTap = false;

@@ -3,11 +3,11 @@
 // kernel command line or by DHCP next-server, status reported, every step's lines in the node's log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetLab, type Host } from '../helpers/netns.js';
 import { startKaboot, repoRoot, type KabootProcess } from '../helpers/kaboot-process.js';
+import { tempDirRemovedOnPass } from '../helpers/temp-dir.js';
 
 let lab: NetLab;
 let srv: Host;
@@ -16,7 +16,7 @@ let work: string;
 const net = '10.86.0';
 
 before(async () => {
-  work = mkdtempSync(join(tmpdir(), 'kaboot-agent-it-'));
+  work = tempDirRemovedOnPass('agent-it');
   lab = await NetLab.create('agnt');
   srv = await lab.host('srv', { cidr: `${net}.1/24` });
   kb = await startKaboot(lab, srv.ns, { dhcp: { mode: 'off' }, tftp: { enabled: false }, http: { port: 80 } });

@@ -7,14 +7,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, mkdir, writeFile, readFile, rename } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { NetLab, type Host } from '../helpers/netns.js';
 import { startKaboot, makeKabootDir, kabootBin, type KabootProcess } from '../helpers/kaboot-process.js';
 import { parsePlan, type DeployPlan } from '../../src/deploy/plan.js';
 import type { Deployment } from '../../src/deploy/deployment.js';
+import { tempDirRemovedOnPass } from '../helpers/temp-dir.js';
 
 const SRV = '10.87.0.1';
 const BASE = `http://${SRV}:8080`;
@@ -33,7 +33,7 @@ let deployment: Deployment;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'kaboot-deploy-'));
+  work = tempDirRemovedOnPass('deploy');
   lab = await NetLab.create('dep');
   srv = await lab.host('srv', { cidr: `${SRV}/24` });
   n1 = await lab.host('n1', { cidr: '10.87.0.11/24', mac: MAC1 });

@@ -5,14 +5,14 @@
 // fails the node; -D and -M sessions carry a raw partition and an MBR.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { NetLab, type Host } from '../helpers/netns.js';
 import { startKaboot, makeKabootDir, kabootBin, type KabootProcess } from '../helpers/kaboot-process.js';
 import type { Deployment } from '../../src/deploy/deployment.js';
+import { tempDirRemovedOnPass } from '../helpers/temp-dir.js';
 
 const SRV = '10.88.0.1';
 const BASE = `http://${SRV}:8080`;
@@ -29,7 +29,7 @@ let dir: string;
 const config = { dhcp: { mode: 'off' }, tftp: { enabled: true, port: 69 }, http: { port: 8080 }, boot: { default: 'local' } };
 
 before(async () => {
-  const work = await mkdtemp(join(tmpdir(), 'kaboot-deploy-count-'));
+  const work = tempDirRemovedOnPass('deploy-count');
   lab = await NetLab.create('depn');
   srv = await lab.host('srv', { cidr: `${SRV}/24` });
   cli = await lab.host('cli', { cidr: '10.88.0.2/24' });
@@ -135,7 +135,7 @@ test('a node whose KA session result is a failure is failed at that session, and
 });
 
 test('-p, -D and -M: a raw partition and an MBR sent by sessions of their own, byte-exact', async () => {
-  const work = await mkdtemp(join(tmpdir(), 'kaboot-deploy-raw-'));
+  const work = tempDirRemovedOnPass('deploy-raw');
   const raw = join(work, 'part2.img');
   await writeFile(raw, Buffer.concat([Buffer.alloc(200_000, 1), Buffer.from('raw partition end')]));
   await writeFile(join(work, 'mbr.bin'), Buffer.alloc(446, 0xeb));

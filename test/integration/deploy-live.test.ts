@@ -9,8 +9,7 @@
 // fails with a message that says so, and serve still answers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, rm, link, symlink, chmod, chown, open as openFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile, rm, link, symlink, chmod, chown, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { NetLab, type Host } from '../helpers/netns.js';
@@ -20,6 +19,7 @@ import { receiveScript } from '../../src/agent/deploy/receive.js';
 import type { Deployment } from '../../src/deploy/deployment.js';
 import type { DeployPlan } from '../../src/deploy/plan.js';
 import type { LiveStatus } from '../../src/deploy/manager.js';
+import { tempDirRemovedOnPass } from '../helpers/temp-dir.js';
 
 const SRV = '10.90.0.1';
 const BASE = `http://${SRV}:8080`;
@@ -69,7 +69,7 @@ async function goldenTree(root: string): Promise<void> {
 }
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'kaboot-deploy-live-'));
+  work = tempDirRemovedOnPass('deploy-live');
   const dir = join(work, 'kaboot');
   await mkdir(dir);
   makeKabootDir(config, dir);

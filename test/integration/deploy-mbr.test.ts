@@ -6,8 +6,7 @@
 // with what to do.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { NetLab, type Host } from '../helpers/netns.js';
@@ -15,6 +14,7 @@ import { startKaboot, makeKabootDir, kabootBin, type KabootProcess } from '../he
 import type { Deployment } from '../../src/deploy/deployment.js';
 import type { ImageManifest } from '../../src/images/manifest.js';
 import type { DeployPlan } from '../../src/deploy/plan.js';
+import { tempDirRemovedOnPass } from '../helpers/temp-dir.js';
 
 const SRV = '10.89.0.1';
 const BASE = `http://${SRV}:8080`;
@@ -32,7 +32,7 @@ const code = Buffer.alloc(446);
 for (let i = 0; i < code.length; i++) code[i] = (i * 31 + 0x5a) & 0xff;
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'kaboot-deploy-mbr-'));
+  work = tempDirRemovedOnPass('deploy-mbr');
   const disk = join(work, 'golden.img');
   await execa('truncate', ['-s', '64M', disk]);
   await execa('sfdisk', ['--quiet', disk], { input: 'label: dos\n,32M,83\n,,83\n' });
