@@ -103,7 +103,7 @@ export function tarArgs(dir: string, excludes: string[] = []): string[] {
  * What a node runs on a received stream (after zstd -d): the counterpart of tarArgs, keeping owners, modes, xattrs, ACLs, holes.
  * Read in 1 MiB records (gathered from the pipe by --read-full-records), not tar's 10 KiB:
  * each read from the pipe costs a context switch with zstd, and on a TCG node unpacking the
- * lab golden took 19-23 s of which 13-15 s system time, against 30-34 s (24 s) in 10 KiB records.
+ * lab golden took 19-27 s (system time 13-17 s) against 30-36 s (23-27 s) in 10 KiB records.
  */
 export function tarExtractArgs(dir: string): string[] {
   return ['--extract', '--read-full-records', '--blocking-factor=2048', '--xattrs', '--xattrs-include=*', '--acls', '--numeric-owner', '--same-owner', '--same-permissions', '-C', dir];
