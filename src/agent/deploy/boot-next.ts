@@ -5,6 +5,7 @@
 // Best effort: a firmware that refuses the write boots over the network as before.
 import { join } from 'node:path';
 import type { StepContext } from '../steps.js';
+import { mountOnce } from './finish.js';
 import { chrootEnv, type DeployState } from './types.js';
 
 /** The label of kaboot's entry; one per node, replaced at each deploy. */
@@ -47,11 +48,7 @@ export async function bootNextToDisk(ctx: StepContext<DeployState>, disk: string
   const s = ctx.state;
   const skip = (why: string) => ctx.say(`first boot: over the network as usual (${why})`);
   const efivars = join(s.paths.stage2, 'sys/firmware/efi/efivars');
-  if (!s.mounted.includes(efivars)) {
-    const m = await ctx.exec(s.busybox, ['mount', '-t', 'efivarfs', 'efivarfs', efivars], { allowFailure: true });
-    if (m.exitCode !== 0) return skip('efivarfs cannot be mounted');
-    s.mounted.push(efivars);
-  }
+  if (!(await mountOnce(ctx, efivars, ['-t', 'efivarfs', 'efivarfs'], { allowFailure: true }))) return skip('efivarfs cannot be mounted');
   const efibootmgr = (args: string[]) => ctx.exec(s.busybox, ['chroot', s.paths.stage2, ...args], { env: chrootEnv, allowFailure: true });
   const list = await efibootmgr(['efibootmgr']);
   if (list.exitCode !== 0) return skip(`efibootmgr exited with ${list.exitCode}`);

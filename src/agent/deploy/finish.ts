@@ -1,7 +1,22 @@
 // The end: everything written out and unmounted (in the reverse order of mounting), then the
 // appliance told, which flips the node to local boot; then the reboot, when the plan asks.
+import { mkdirSync } from 'node:fs';
 import type { Step, StepContext } from '../steps.js';
 import type { DeployState } from './types.js';
+
+/**
+ * `mount ARGS… dir` once per deploy, recorded in s.mounted so unmountAll undoes it. False
+ * when the mount failed and `allowFailure` was given (otherwise the failure throws).
+ */
+export async function mountOnce(ctx: StepContext<DeployState>, dir: string, args: string[], opts: { allowFailure?: boolean } = {}): Promise<boolean> {
+  const s = ctx.state;
+  if (s.mounted.includes(dir)) return true;
+  mkdirSync(dir, { recursive: true });
+  const r = await ctx.exec(s.busybox, ['mount', ...args, dir], opts);
+  if (r.exitCode !== 0) return false;
+  s.mounted.push(dir);
+  return true;
+}
 
 export async function unmountAll(ctx: StepContext<DeployState>): Promise<string[]> {
   const s = ctx.state;

@@ -6,6 +6,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { basename, dirname, join } from 'node:path';
 import type { Step } from '../steps.js';
 import { rewriteFstab, replaceIds, type FstabTarget } from './fstab.js';
+import { mountOnce } from './finish.js';
 import { targetDir } from './shell.js';
 import { chrootEnv, planOf, type DeployState } from './types.js';
 import { decompressor, type Decompress } from '../../initramfs/read.js';
@@ -227,18 +228,9 @@ export async function bindIntoTarget(ctx: Parameters<Step<DeployState>['run']>[0
   const s = ctx.state;
   const root = targetDir(s.paths.stage2, '/');
   for (const [from, to] of [[s.paths.dev, 'dev'], [s.paths.proc, 'proc'], [s.paths.sys, 'sys']] as const) {
-    const dir = join(root, to);
-    if (s.mounted.includes(dir)) continue;
-    mkdirSync(dir, { recursive: true });
-    await ctx.exec(s.busybox, ['mount', '-o', 'bind', from, dir]);
-    s.mounted.push(dir);
+    await mountOnce(ctx, join(root, to), ['-o', 'bind', from]);
   }
-  const run = join(root, 'run');
-  if (!s.mounted.includes(run)) {
-    mkdirSync(run, { recursive: true });
-    await ctx.exec(s.busybox, ['mount', '-t', 'tmpfs', '-o', 'mode=0755', 'tmpfs', run]);
-    s.mounted.push(run);
-  }
+  await mountOnce(ctx, join(root, 'run'), ['-t', 'tmpfs', '-o', 'mode=0755', 'tmpfs']);
 }
 
 export const prepareStep: Step<DeployState> = {
