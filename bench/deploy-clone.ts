@@ -18,12 +18,13 @@
 //   node --import tsx bench/deploy-clone.ts [--runs naive,kaboot1,naive-virtio,kaboot1-uefi,kaboot3] [--json FILE] [--keep]
 // (--keep: leave the work folder, with the VMs' disks and timed console logs, in /tmp)
 import { parseArgs } from 'node:util';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { execa } from 'execa';
 import { prepareInputs, startAppliance, deploy, api, labNodes, bootNodes, applianceTxBytes, type LabInputs } from '../test/helpers/deploy-lab.js';
 import { goldenMarker, type Firmware } from '../test/helpers/lab-vm.js';
+import { hostCpu } from './lib/ka-lab.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -55,9 +56,7 @@ interface RunResult {
 }
 
 function hostBusySeconds(): number {
-  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
-  return (cpu.reduce((a, b) => a + b, 0) - idle) / 100;
+  return hostCpu().busy / 100;
 }
 
 async function naive(inputs: LabInputs, nic: 'e1000' | 'virtio', name: string): Promise<RunResult> {
