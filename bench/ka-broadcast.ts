@@ -2,20 +2,22 @@
 // veth end held to 1 Gbit/s (tbf): kaboot's KA relay (ka-server / ka-client), udpcast
 // (udp-sender / udp-receiver), a naive unicast fan-out (one TCP connection per receiver
 // from the source) and a plain TCP relay chain (socat and tee at each receiver). Every
-// receiver hashes what it got with `openssl dgst -sha256`. Prints, per method and N, the
+// receiver checks the SHA-256 of what it got: `openssl dgst -sha256` after socat, tee or
+// udp-receiver; kaboot's nodes hash the stream themselves, and the bench compares the
+// digest each one reports (kaboot-openssl also feeds `openssl dgst` as consumer). Prints, per method and N, the
 // time from the source's start to the last receiver's end, the rate per receiver, the
 // digests that matched, and the CPU seconds per GiB each receiving node spent; then the
 // ratios kaboot / chain and kaboot / udpcast, and kaboot's per-hop rate on unthrottled
 // veth. Each run has a timeout; namespaces, processes and the source file are removed on
 // exit and on failure.
 //   node --import tsx bench/ka-broadcast.ts [--sizes 1G] [--n 1,2,4,8,16]
-//     [--methods kaboot,udpcast,fanout,chain] [--unthrottled 1,2] [--json FILE]
+//     [--methods kaboot,kaboot-openssl,udpcast,fanout,chain] [--unthrottled 1,2] [--json FILE]
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { createBroadcastLab, hostCpu, killLabProcesses, readTimeFile, sleep, type BroadcastLab } from './lib/ka-lab.js';
-import { chain, fanout, kaboot, udpcast, type Method } from './lib/ka-methods.js';
+import { chain, fanout, kaboot, kabootOpenssl, udpcast, type Method } from './lib/ka-methods.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const GIB = 1024 ** 3;
@@ -37,7 +39,7 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE] [--keep] [--quiet PCT [--quiet-wait SEC]]');
+  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,kaboot-openssl,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE] [--keep] [--quiet PCT [--quiet-wait SEC]]');
   process.exit(0);
 }
 
@@ -52,10 +54,10 @@ const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const sizes = list(values.sizes).map(parseSize);
 const counts = list(values.n).map(Number);
 const unthrottledCounts = list(values.unthrottled).map(Number);
-const methods: Record<string, Method> = { kaboot, udpcast: udpcast(UDPCAST_SENDER_OPTS, UDPCAST_RECEIVER_OPTS), fanout, chain };
+const methods: Record<string, Method> = { kaboot, 'kaboot-openssl': kabootOpenssl, udpcast: udpcast(UDPCAST_SENDER_OPTS, UDPCAST_RECEIVER_OPTS), fanout, chain };
 const chosen = list(values.methods).map((m) => {
   const method = methods[m];
-  if (!method) throw new Error(`unknown method "${m}" (kaboot, udpcast, fanout, chain)`);
+  if (!method) throw new Error(`unknown method "${m}" (kaboot, kaboot-openssl, udpcast, fanout, chain)`);
   return method;
 });
 
@@ -80,6 +82,8 @@ export interface RunResult {
   load: number;
   /** kaboot only: the session's own figure, bytes over ka-server's transferMs, MB/s */
   sessionMbps?: number;
+  /** kaboot only, s from time zero: the coordinator's first log line, the last node's "stream complete" */
+  phases?: { coordinatorUp: number; lastComplete: number };
   error?: string;
 }
 
@@ -155,6 +159,7 @@ async function runOnce(bl: BroadcastLab, method: Method, file: string, size: num
       cpuPerGibMax: perGib.length ? Math.max(...perGib) : null,
       hostBusy: (100 * (cpu1.busy - cpu0.busy)) / Math.max(1, cpu1.total - cpu0.total),
       ...(session?.mbps !== undefined ? { sessionMbps: session.mbps } : {}),
+      ...(run.resultFile ? { phases: kabootPhases(dir, run.sourceLog, n, performance.timeOrigin + t0) } : {}),
       ...(error ? { error } : {}),
     };
   } catch (err) {
@@ -187,9 +192,30 @@ function readSession(file: string): { ok: boolean; mbps?: number; summary: strin
   return { ok: r.ok === true, ...(r.total && ms > 0 ? { mbps: r.total / ms / 1000 } : {}), summary: bad.slice(0, 3).join('; ') };
 }
 
+/** Where a kaboot run's time went: pino lines carry epoch ms. */
+function kabootPhases(dir: string, sourceLog: string, n: number, t0Epoch: number): { coordinatorUp: number; lastComplete: number } | undefined {
+  const times = (file: string, match: string) => {
+    try {
+      return readFileSync(file, 'utf8').split('\n').filter((l) => l.includes(match)).map((l) => Number(/"time":(\d+)/.exec(l)?.[1]));
+    } catch {
+      return [];
+    }
+  };
+  const up = times(sourceLog, '"time"')[0];
+  const complete = Array.from({ length: n }, (_, i) => times(join(dir, `r${i + 1}.log`), 'stream complete')[0]);
+  if (up === undefined || complete.some((c) => c === undefined)) return undefined;
+  return { coordinatorUp: (up - t0Epoch) / 1000, lastComplete: (Math.max(...(complete as number[])) - t0Epoch) / 1000 };
+}
+
+/** A hasher's `HEX *FILE` line, or a kaboot node's JSON result (the digest it computed). */
 function readDigest(file: string): string | undefined {
   try {
-    return /^[0-9a-f]{64}/.exec(readFileSync(file, 'utf8'))?.[0];
+    const text = readFileSync(file, 'utf8');
+    if (text.startsWith('{')) {
+      const digest = (JSON.parse(text) as { digest?: unknown }).digest;
+      return typeof digest === 'string' && /^[0-9a-f]{64}$/.test(digest) ? digest : undefined;
+    }
+    return /^[0-9a-f]{64}/.exec(text)?.[0];
   } catch {
     return undefined;
   }
@@ -221,7 +247,7 @@ function printTable(rows: RunResult[]) {
   console.log('|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
     console.log(
-      `| ${r.method} | ${r.n} | ${sizeName(r.size)} | ${r.throttled ? '1 Gbit tbf' : 'unthrottled'} | ${fmt(r.seconds)} | ${fmt(r.mbps)} | ${fmt(r.meanMbps)} | ${r.digestsOk}/${r.n} | ${fmt(r.cpuPerGib, 2)} / ${fmt(r.cpuPerGibMax, 2)} | ${r.hostBusy.toFixed(0)}% | ${r.load.toFixed(1)} | ${[r.sessionMbps !== undefined ? `session ${r.sessionMbps.toFixed(1)} MB/s` : '', r.error ?? ''].filter(Boolean).join('; ')} |`,
+      `| ${r.method} | ${r.n} | ${sizeName(r.size)} | ${r.throttled ? '1 Gbit tbf' : 'unthrottled'} | ${fmt(r.seconds)} | ${fmt(r.mbps)} | ${fmt(r.meanMbps)} | ${r.digestsOk}/${r.n} | ${fmt(r.cpuPerGib, 2)} / ${fmt(r.cpuPerGibMax, 2)} | ${r.hostBusy.toFixed(0)}% | ${r.load.toFixed(1)} | ${[r.sessionMbps !== undefined ? `session ${r.sessionMbps.toFixed(1)} MB/s` : '', r.phases ? `coordinator up at ${r.phases.coordinatorUp.toFixed(2)} s, last stream complete at ${r.phases.lastComplete.toFixed(2)} s` : '', r.error ?? ''].filter(Boolean).join('; ')} |`,
     );
   }
 }
@@ -253,7 +279,7 @@ async function main() {
   const rows: RunResult[] = [];
   try {
     console.log(`# ka-broadcast: ${new Date().toISOString()}, load ${readFileSync('/proc/loadavg', 'utf8').trim()}, ${(await execa('nproc')).stdout} CPUs`);
-    if (chosen.includes(kaboot)) {
+    if (chosen.some((m) => m.name.startsWith('kaboot'))) {
       // bin/kaboot.js runs dist/: compile the current source first. A failed build (someone's
       // work in progress elsewhere in src/) leaves the last dist/ in place; say so and go on.
       const build = await execa('npm', ['run', 'build', '--silent'], { cwd: REPO, reject: false, all: true });

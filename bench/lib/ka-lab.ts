@@ -104,10 +104,10 @@ export function readTimeFile(file: string): CpuTimes | undefined {
 }
 
 /** Waits until a TCP listener on `port` exists in `ns`. */
-export async function waitListening(lab: NetLab, ns: string, port: number, timeoutMs = 10_000): Promise<void> {
+export async function waitListening(lab: NetLab, ns: string, port: number, timeoutMs = 10_000, proto: 'tcp' | 'udp' = 'tcp'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const { stdout } = await lab.exec(ns, ['ss', '-Hltn', `sport = :${port}`], { reject: false });
+    const { stdout } = await lab.exec(ns, ['ss', proto === 'tcp' ? '-Hltn' : '-Huan', `sport = :${port}`], { reject: false });
     if (String(stdout).trim()) return;
     await sleep(20);
   }

@@ -1,6 +1,7 @@
 // The four ways the broadcast bench moves one file from the source to N receivers. Each
 // start() launches the receivers (each a bash script under GNU time that ends in
-// `openssl dgst -sha256 -r > DIGEST` and waits for every process it started), waits
+// `openssl dgst -sha256 -r > DIGEST`, or for kaboot in a node that hashes the stream
+// itself, and waits for every process it started), waits
 // until they are ready, then launches the source and returns the moment it did: the
 // run's time zero.
 import { join } from 'node:path';
@@ -35,6 +36,8 @@ export interface Method {
 }
 
 const PORT = 5000;
+/** where a ka-client looking for its session listens for the coordinator's announcement (discovery port 4957 + 1) */
+const KA_ANNOUNCE_PORT = 4958;
 /** socat's default 8 KiB buffer costs a system call per 8 KiB; 128 KiB is what a careful user would pick. */
 const SOCAT = 'socat -u -b 131072';
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -131,29 +134,47 @@ export function udpcast(senderOpts: string, receiverOpts: string): Method {
 }
 
 /**
- * (a) kaboot: ka-server in the source reading the file, started first (time zero), then
- * ka-client in every receiver at once, each feeding `openssl dgst` as its consumer
- * (kaboot also checks the stream's SHA-256 itself, and that work is counted too). The
- * clients find the session by UDP broadcast, as on a real deploy network.
+ * (a) kaboot: ka-client in every receiver, looking for the session (UDP broadcast, as on
+ * a real deploy network), then ka-server in the source reading the file (time zero); its
+ * announcement reaches the waiting clients as it starts. Every node checks the stream's SHA-256 itself (the protocol's
+ * END frame); the bench reads the digest each node computed from its JSON result and
+ * compares it with the file's, as it does a hasher's output for the other methods.
+ * `consumer`: 'none' relays and checks only (the receiver's own check is its hash);
+ * 'openssl' also feeds `openssl dgst` as the node's consumer, so each node hashes twice.
  */
-export const kaboot: Method = {
-  name: 'kaboot',
-  async start(ctx) {
-    const { bl } = ctx;
-    const bin = join(ctx.repo, 'bin/kaboot.js');
-    const session = `bench${process.pid}`;
-    const secret = `--secret ${q(`bench-${process.pid}-${Date.now()}`)}`;
-    const n = bl.receivers.length;
-    const resultFile = join(ctx.dir, 'session.json');
-    const started = spawnSource(ctx, `node ${q(bin)} ka-server -s ${session} -n ${n} -f ${q(ctx.file)} ${secret} > ${q(resultFile)}`);
-    const receivers: TimedProcess[] = [];
-    const digestFiles: string[] = [];
-    bl.receivers.forEach((r, i) => {
-      const f = files(ctx, i);
-      digestFiles.push(f.digest);
-      const consumer = `openssl dgst -sha256 -r -out ${q(f.digest)}`;
-      receivers.push(spawnTimed(bl.lab, r.ns, `node ${q(bin)} ka-client -s ${session} ${secret} -e ${q(consumer)} >${q(f.log)} 2>&1; wait`, f.time));
-    });
-    return { ...started, receivers, digestFiles, resultFile };
-  },
-};
+function kabootMethod(name: string, consumer: 'none' | 'openssl'): Method {
+  return {
+    name,
+    async start(ctx) {
+      const { bl } = ctx;
+      const bin = join(ctx.repo, 'bin/kaboot.js');
+      const session = `bench${process.pid}`;
+      const secret = `--secret ${q(`bench-${process.pid}-${Date.now()}`)}`;
+      const n = bl.receivers.length;
+      const resultFile = join(ctx.dir, 'session.json');
+      const receivers: TimedProcess[] = [];
+      const digestFiles: string[] = [];
+      bl.receivers.forEach((r, i) => {
+        const f = files(ctx, i);
+        const client = `node ${q(bin)} ka-client -s ${session} ${secret}`;
+        if (consumer === 'openssl') {
+          digestFiles.push(f.digest);
+          const cmd = `openssl dgst -sha256 -r -out ${q(f.digest)}`;
+          receivers.push(spawnTimed(bl.lab, r.ns, `${client} -e ${q(cmd)} >${q(f.log)} 2>&1; wait`, f.time));
+        } else {
+          const result = join(ctx.dir, `r${i + 1}.json`);
+          digestFiles.push(result);
+          receivers.push(spawnTimed(bl.lab, r.ns, `${client} >${q(result)} 2>${q(f.log)}; wait`, f.time));
+        }
+      });
+      // as the other methods' receivers listen before their source starts, these look for
+      // their session first: the coordinator's announcement finds them as it starts
+      await Promise.all(bl.receivers.map((r) => waitListening(bl.lab, r.ns, KA_ANNOUNCE_PORT, 10_000, 'udp')));
+      const started = spawnSource(ctx, `node ${q(bin)} ka-server -s ${session} -n ${n} -f ${q(ctx.file)} ${secret} > ${q(resultFile)}`);
+      return { ...started, receivers, digestFiles, resultFile };
+    },
+  };
+}
+
+export const kaboot = kabootMethod('kaboot', 'none');
+export const kabootOpenssl = kabootMethod('kaboot-openssl', 'openssl');

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { startSession, formatSessionSummary, type SourceSpec } from '../ka/index.js';
+import type { SlowPolicy } from '../ka/slow-policy.js';
 import { KaUsageError, parseHash, parseNumber, parseSize, resolveSecret, stderrLogger } from '../ka/cli-common.js';
 
 export const kaServerUsage = `usage: kaboot ka-server -s SESSION -n N [-e COMMAND | -f FILE] [options]
@@ -89,7 +90,7 @@ export async function kaServerCommand(argv: string[]): Promise<number> {
       deadAfterMs: (parseNumber(values['dead-after'], '--dead-after', { min: 0.1 }) ?? 5) * 1000,
       slowPolicy: values['no-slow']
         ? false
-        : { fraction: parseNumber(values['slow-fraction'], '--slow-fraction', { min: 0 }) ?? 0.5, windows: parseNumber(values['slow-after'], '--slow-after', { min: 1, integer: true }) ?? 5 },
+        : slowPolicyOptions(parseNumber(values['slow-fraction'], '--slow-fraction', { min: 0 }), parseNumber(values['slow-after'], '--slow-after', { min: 1, integer: true })),
       lateJoin: !values['no-late-join'],
       hash: parseHash(values.hash),
       logger,
@@ -111,4 +112,9 @@ export async function kaServerCommand(argv: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+/** Only what was given: the rest is the coordinator's defaultSlowPolicy. */
+function slowPolicyOptions(fraction: number | undefined, windows: number | undefined): Partial<SlowPolicy> {
+  return { ...(fraction !== undefined ? { fraction } : {}), ...(windows !== undefined ? { windows } : {}) };
 }

@@ -89,7 +89,7 @@ export interface NodeSummary {
 
 export interface SessionEvent {
   atMs: number;
-  kind: 'joined' | 'refused' | 'started' | 'attached' | 'linked' | 'link-lost' | 'failed' | 'departed' | 'moved-to-tail' | 'late-join' | 'finished' | 'source-ended' | 'released' | 'dropped-peer';
+  kind: 'joined' | 'refused' | 'started' | 'attached' | 'linked' | 'link-lost' | 'failed' | 'departed' | 'moved-to-tail' | 'shared-limit' | 'late-join' | 'finished' | 'source-ended' | 'released' | 'dropped-peer';
   node?: number;
   detail?: Record<string, unknown>;
 }
@@ -772,10 +772,15 @@ export async function startSession(opts: SessionOptions): Promise<Session> {
         linkBytes = c.bytes;
         linkBlockedMs = c.blockedMs;
       }
-      windows.push({ id: n.id, linkBytes, linkBlockedMs, consumerBytes: n.window.consumerBytes, consumerBlockedMs: n.window.consumerBlockedMs, pausedMs: n.window.pausedMs, windowMs: statsMs });
+      windows.push({ id: n.id, parent: n.parent, linkBytes, linkBlockedMs, consumerBytes: n.window.consumerBytes, consumerBlockedMs: n.window.consumerBlockedMs, pausedMs: n.window.pausedMs, windowMs: statsMs });
     }
     for (const n of nodes.values()) n.window = null;
+    const ceilingBefore = tracker.ceiling;
     const { slow, capacities } = tracker.observe(windows, (id) => nodes.get(id)?.mode === 'blocking' && nodes.get(id)?.state === 'running');
+    if (tracker.ceiling !== ceilingBefore) {
+      event('shared-limit', undefined, { ceiling: tracker.ceiling });
+      log.info({ ceiling: tracker.ceiling }, 'ka: the last move did not speed the chain up: the limit is shared, nodes near it stay in place');
+    }
     for (const id of slow) {
       const n = nodes.get(id);
       if (!n) continue;

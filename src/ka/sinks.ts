@@ -35,9 +35,16 @@ class WriteTracker {
   }
 }
 
+/**
+ * A child link's user-space queue: the kernel's send buffer (up to 4 MiB) already keeps
+ * the link busy while the relay refills it, and every byte queued beyond it is latency
+ * added at each hop (4 MiB: 36 ms at 1 Gbit/s, paid again by every node down the chain).
+ */
+const SOCKET_LIMIT = 512 * 1024;
+
 export class SocketSink implements Sink {
   private readonly tracker = new WriteTracker();
-  constructor(private readonly socket: Socket, private readonly limit = DEFAULT_LIMIT, readonly batchBytes = BATCH_BYTES) {}
+  constructor(private readonly socket: Socket, private readonly limit = SOCKET_LIMIT, readonly batchBytes = BATCH_BYTES) {}
   write(offset: number, data: Buffer): boolean {
     if (this.socket.destroyed) return true;
     this.socket.write(dataFrameHeader(offset, data.length));

@@ -4,10 +4,22 @@
 // own ring is waiting on the child's link or consumer. A node's capacity in a window
 // is therefore bytes / (time its parent or its consumer was blocked on it, minus the
 // time it was paused by its own children). A node whose capacity stays below a
-// fraction of the median capacity for `windows` windows in a row is slow.
+// fraction of every other node's for `windows` windows in a row is slow: a slow node
+// holds its parent back and starves its children, so nobody else is waited on.
+//
+// The source can always outrun a link, so it always waits on the node it feeds: a head
+// behind a slow link and a head whose link is as fast as every other (a switch of equal
+// ports) give the same figures. A node fed by the source is therefore compared only
+// with the source's other children. And a move is a trial: if the chain does not speed
+// up after it, the limit was shared, its rate becomes a ceiling, and a node whose
+// capacity is close to it is not moved again.
+
+import { SOURCE_ID } from './topology.js';
 
 export interface NodeWindow {
   id: number;
+  /** the node it receives from (0: the source) */
+  parent: number;
   /** bytes the parent sent to it in the window, and how long the parent's writes waited on it */
   linkBytes: number;
   linkBlockedMs: number;
@@ -20,7 +32,7 @@ export interface NodeWindow {
 }
 
 export interface SlowPolicy {
-  /** slow when capacity < fraction × median capacity */
+  /** slow when capacity < fraction × the lowest capacity among the nodes it is compared with */
   fraction: number;
   /** for this many windows in a row */
   windows: number;
@@ -29,6 +41,9 @@ export interface SlowPolicy {
 }
 
 export const defaultSlowPolicy: SlowPolicy = { fraction: 0.5, windows: 5, unconstrainedShare: 0.2 };
+
+/** After a move, the chain must run this much faster than the moved node's capacity, or the limit was shared. */
+const TRIAL_LIFT = 1.25;
 
 /** Bytes/s a node could take in this window, Infinity when nothing waited on it, undefined when nothing flowed. */
 export function capacity(w: NodeWindow, policy: SlowPolicy = defaultSlowPolicy): number | undefined {
@@ -52,9 +67,32 @@ export function median(values: number[]): number | undefined {
   return lo === Infinity || hi === Infinity ? (lo === Infinity ? Infinity : hi) : (lo + hi) / 2;
 }
 
-/** Keeps the count of consecutive slow windows per node; observe() returns the nodes that just crossed the line. */
+/** The rate the chain moved at in a window: the median of what its nodes' parents sent them. */
+export function chainRate(windows: NodeWindow[]): number | undefined {
+  return median(windows.filter((w) => w.windowMs > 0).map((w) => (w.linkBytes * 1000) / w.windowMs));
+}
+
+/**
+ * The capacity a node is measured against: the lowest among the others (a node fed by
+ * the source: among the source's other children). Undefined when there is none.
+ */
+export function reference(id: number, windows: NodeWindow[], caps: Map<number, number>): number | undefined {
+  const self = windows.find((w) => w.id === id);
+  if (!self) return undefined;
+  const others = windows.filter((w) => w.id !== id && caps.has(w.id) && (self.parent !== SOURCE_ID || w.parent === SOURCE_ID));
+  return others.length ? Math.min(...others.map((w) => caps.get(w.id) as number)) : undefined;
+}
+
+/**
+ * Keeps the count of consecutive slow windows per node; observe() returns the nodes that
+ * just crossed the line, and takes the caller to move them: the next `windows` windows
+ * judge the move, and nobody is named meanwhile.
+ */
 export class SlowNodeTracker {
   private streak = new Map<number, number>();
+  private trial: { capacity: number; windowsLeft: number; rates: number[] } | null = null;
+  /** bytes/s a move did not beat: a limit every node shares; 0 while none is known */
+  ceiling = 0;
   constructor(private readonly policy: SlowPolicy = defaultSlowPolicy) {}
 
   /** `eligible`: nodes that may be moved (not already detached at the tail, still running). */
@@ -64,16 +102,34 @@ export class SlowNodeTracker {
       const c = capacity(w, this.policy);
       if (c !== undefined) caps.set(w.id, c);
     }
+    if (this.trial) {
+      this.judgeTrial(chainRate(windows.filter((w) => eligible(w.id))));
+      return { slow: [], capacities: caps };
+    }
     const slow: number[] = [];
-    const med = caps.size >= 2 ? median([...caps.values()]) : undefined;
     for (const w of windows) {
       const c = caps.get(w.id);
-      const isSlow = med !== undefined && c !== undefined && eligible(w.id) && c < this.policy.fraction * med;
-      const n = isSlow ? (this.streak.get(w.id) ?? 0) + 1 : 0;
+      const ref = reference(w.id, windows, caps);
+      const belowOthers = c !== undefined && ref !== undefined && c < this.policy.fraction * ref;
+      const belowCeiling = this.ceiling === 0 || (c !== undefined && c < this.policy.fraction * this.ceiling);
+      const n = belowOthers && belowCeiling && eligible(w.id) ? (this.streak.get(w.id) ?? 0) + 1 : 0;
       this.streak.set(w.id, n);
       if (n === this.policy.windows) slow.push(w.id);
     }
+    if (slow.length > 0) {
+      this.trial = { capacity: Math.min(...slow.map((id) => caps.get(id) as number)), windowsLeft: this.policy.windows, rates: [] };
+      this.streak.clear();
+    }
     return { slow, capacities: caps };
+  }
+
+  private judgeTrial(rate: number | undefined): void {
+    const trial = this.trial as NonNullable<typeof this.trial>;
+    if (rate !== undefined) trial.rates.push(rate);
+    if (--trial.windowsLeft > 0) return;
+    const after = median(trial.rates);
+    if (after === undefined || after < trial.capacity * TRIAL_LIFT) this.ceiling = Math.max(this.ceiling, trial.capacity);
+    this.trial = null;
   }
 
   forget(id: number): void {
