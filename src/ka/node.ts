@@ -63,14 +63,6 @@ export interface NodeResult {
 }
 
 const CONTROL_MS = 15_000;
-/**
- * A read of the parent's socket that brought less than this makes the node wait
- * READ_NAP_MS before reading again: at a link's rate the bytes then arrive a few
- * hundred KiB per read instead of one wake-up and one read per ~64 KiB that the
- * network delivers (the socket's buffer holds them meanwhile).
- */
-const READ_NAP_BELOW = 384 * 1024;
-const READ_NAP_MS = 4;
 
 export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
   const log = opts.logger;
@@ -140,8 +132,6 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
     const spoolReader = () => new RemoteSpoolReader({ host: where.host, port: welcome.dataPort, linkId: welcome.spoolLinkId, token: welcome.spoolToken, logger: log });
     let upstream: FramedConnection | null = null;
     let upstreamGen = 0;
-    /** the upstream socket is paused for a short wait after a small read (see READ_NAP_BELOW) */
-    let napping = false;
     const childReaders = new Set<string>();
     let released = false;
     let resultSent = false;
@@ -153,7 +143,7 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
         {
           pause: () => upstream?.socket.pause(),
           resume: () => {
-            if (!napping) upstream?.socket.resume();
+            upstream?.socket.resume();
           },
           readerFailed: (k, reason) => {
             log.warn({ reader: k, reason }, 'ka: reader dropped');
@@ -250,18 +240,7 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
             return true;
           },
           reserve: (max) => r.reserveIn(max),
-          commit: (n) => {
-            const more = r.commitIn(n);
-            if (more && n < READ_NAP_BELOW && !napping) {
-              napping = true;
-              conn.socket.pause();
-              setTimeout(() => {
-                napping = false;
-                if (upstream === conn && !r.paused) conn.socket.resume();
-              }, READ_NAP_MS);
-            }
-            return more;
-          },
+          commit: (n) => r.commitIn(n),
           spill: (offset, data) => r.ingest(offset, data),
         });
         conn.setHandler((ev) => {
