@@ -262,7 +262,7 @@ function printRatios(rows: RunResult[]) {
       const c = find('chain', n, size)?.mbps;
       const u = find('udpcast', n, size)?.mbps;
       const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
-      lines.push(`| ${n} | ${sizeName(size)} | ${ratio(k, c)} | ${ratio(k, u)} | ${k && k >= 113 ? 'yes' : 'no'} |`);
+      lines.push(`| ${n} | ${sizeName(size)} | ${ratio(k, c)} | ${ratio(k, u)} | ${n > 4 ? '— (a target for N ≤ 4)' : k && k >= 113 ? 'yes' : `no (${k ? k.toFixed(2) : '—'})`} |`);
     }
   }
   if (!lines.length) return;

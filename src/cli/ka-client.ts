@@ -14,7 +14,7 @@ export const kaClientUsage = `usage: kaboot ka-client -s SESSION [-e COMMAND] [o
   -g, --go                ask the coordinator to start now with the nodes it has
       --secret S | --secret-file FILE   session secret (else $KABOOT_KA_SECRET)
       --data-port P       port children connect to (30764)   --bind ADDR
-      --discovery-port P  (4957)     --tries N   discovery rounds, 1 s apart (10)
+      --discovery-port P  (4957; announcements heard on P+1)   --tries N   discovery rounds, 1 s apart (10)
       --ring SIZE         ring buffer size (64M)
       --name NAME         node name shown by the coordinator (hostname)
       --hash auto|openssl|node   where the SHA-256 is computed (auto: in-process, over the relay's own buffers)

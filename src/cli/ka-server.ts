@@ -16,7 +16,7 @@ export const kaServerUsage = `usage: kaboot ka-server -s SESSION -n N [-e COMMAN
       --timeout SEC       start with the nodes present after SEC seconds (0 = wait for N)
       --secret S | --secret-file FILE   session secret (else $KABOOT_KA_SECRET)
   -p, --port P            control port (30765)      --data-port P   data port (30764)
-      --discovery-port P  UDP discovery port (4957)  --no-discovery  nodes use -c
+      --discovery-port P  UDP discovery port (4957; announces the session on P+1)  --no-discovery  nodes use -c
       --bind ADDR         listen on this address only
       --spool DIR         where the spool file lives (a temp dir)   --keep-spool
       --ring SIZE         source ring size (64M)
