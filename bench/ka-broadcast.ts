@@ -11,13 +11,13 @@
 // veth. Each run has a timeout; namespaces, processes and the source file are removed on
 // exit and on failure.
 //   node --import tsx bench/ka-broadcast.ts [--sizes 1G] [--n 1,2,4,8,16]
-//     [--methods kaboot,kaboot-openssl,udpcast,fanout,chain] [--unthrottled 1,2] [--json FILE]
+//     [--methods kaboot,kaboot-openssl,kaboot-running,udpcast,fanout,chain] [--unthrottled 1,2] [--json FILE]
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { createBroadcastLab, hostCpu, killLabProcesses, readTimeFile, sleep, type BroadcastLab } from './lib/ka-lab.js';
-import { chain, fanout, kaboot, kabootOpenssl, udpcast, type Method } from './lib/ka-methods.js';
+import { chain, fanout, kaboot, kabootOpenssl, kabootRunning, udpcast, type Method } from './lib/ka-methods.js';
 
 const REPO = resolve(import.meta.dirname, '..');
 const GIB = 1024 ** 3;
@@ -39,7 +39,7 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,kaboot-openssl,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE] [--keep] [--quiet PCT [--quiet-wait SEC]]');
+  console.log('node --import tsx bench/ka-broadcast.ts [--sizes 1G,256M] [--n 1,2,4,8,16] [--methods kaboot,kaboot-openssl,kaboot-running,udpcast,fanout,chain] [--unthrottled 1,2|""] [--json FILE] [--keep] [--quiet PCT [--quiet-wait SEC]]');
   process.exit(0);
 }
 
@@ -54,10 +54,10 @@ const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const sizes = list(values.sizes).map(parseSize);
 const counts = list(values.n).map(Number);
 const unthrottledCounts = list(values.unthrottled).map(Number);
-const methods: Record<string, Method> = { kaboot, 'kaboot-openssl': kabootOpenssl, udpcast: udpcast(UDPCAST_SENDER_OPTS, UDPCAST_RECEIVER_OPTS), fanout, chain };
+const methods: Record<string, Method> = { kaboot, 'kaboot-openssl': kabootOpenssl, 'kaboot-running': kabootRunning, udpcast: udpcast(UDPCAST_SENDER_OPTS, UDPCAST_RECEIVER_OPTS), fanout, chain };
 const chosen = list(values.methods).map((m) => {
   const method = methods[m];
-  if (!method) throw new Error(`unknown method "${m}" (kaboot, kaboot-openssl, udpcast, fanout, chain)`);
+  if (!method) throw new Error(`unknown method "${m}" (kaboot, kaboot-openssl, kaboot-running, udpcast, fanout, chain)`);
   return method;
 });
 

@@ -38,6 +38,10 @@ export interface Method {
 const PORT = 5000;
 /** where a ka-client looking for its session listens for the coordinator's announcement (discovery port 4957 + 1) */
 const KA_ANNOUNCE_PORT = 4958;
+/** the port every KA node's data link connects to */
+const KA_DATA_PORT = 30764;
+/** kaboot-running: where the coordinator's stdin is fed from, on the source's loopback */
+const FEED_PORT = 5001;
 /** socat's default 8 KiB buffer costs a system call per 8 KiB; 128 KiB is what a careful user would pick. */
 const SOCAT = 'socat -u -b 131072';
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -141,8 +145,13 @@ export function udpcast(senderOpts: string, receiverOpts: string): Method {
  * compares it with the file's, as it does a hasher's output for the other methods.
  * `consumer`: 'none' relays and checks only (the receiver's own check is its hash);
  * 'openssl' also feeds `openssl dgst` as the node's consumer, so each node hashes twice.
+ * `coordinator`: 'starts' runs ka-server at time zero, reading the file; 'running' starts
+ * it before time zero, as inside `kaboot serve`, where sessions run in the appliance's
+ * long-lived process: it reads its stdin, the clients join and the chain is linked, and
+ * at time zero `socat` starts feeding it the file over loopback TCP (a stream source, so
+ * the coordinator also writes the stream to its spool).
  */
-function kabootMethod(name: string, consumer: 'none' | 'openssl'): Method {
+function kabootMethod(name: string, consumer: 'none' | 'openssl', coordinator: 'starts' | 'running' = 'starts'): Method {
   return {
     name,
     async start(ctx) {
@@ -170,11 +179,23 @@ function kabootMethod(name: string, consumer: 'none' | 'openssl'): Method {
       // as the other methods' receivers listen before their source starts, these look for
       // their session first: the coordinator's announcement finds them as it starts
       await Promise.all(bl.receivers.map((r) => waitListening(bl.lab, r.ns, KA_ANNOUNCE_PORT, 10_000, 'udp')));
-      const started = spawnSource(ctx, `node ${q(bin)} ka-server -s ${session} -n ${n} -f ${q(ctx.file)} ${secret} > ${q(resultFile)}`);
-      return { ...started, receivers, digestFiles, resultFile };
+      if (coordinator === 'starts') {
+        const started = spawnSource(ctx, `node ${q(bin)} ka-server -s ${session} -n ${n} -f ${q(ctx.file)} ${secret} > ${q(resultFile)}`);
+        return { ...started, receivers, digestFiles, resultFile };
+      }
+      const server = spawnSource(
+        ctx,
+        `${SOCAT} TCP-LISTEN:${FEED_PORT},bind=127.0.0.1,reuseaddr STDOUT | node ${q(bin)} ka-server -s ${session} -n ${n} --spool ${q(ctx.dir)} ${secret} > ${q(resultFile)}`,
+      );
+      // every node holds its data link (to the source or to its parent): the chain is ready
+      await Promise.all(bl.receivers.map((r) => waitConnected(bl.lab, r.ns, KA_DATA_PORT)));
+      const t0 = performance.now();
+      bl.lab.spawn(bl.source.ns, ['bash', '-c', `${SOCAT} FILE:${q(ctx.file)} TCP:127.0.0.1:${FEED_PORT},retry=50,interval=0.1`], { stdin: 'ignore', reject: false });
+      return { source: server.source, sourceLog: server.sourceLog, t0, receivers, digestFiles, resultFile };
     },
   };
 }
 
 export const kaboot = kabootMethod('kaboot', 'none');
 export const kabootOpenssl = kabootMethod('kaboot-openssl', 'openssl');
+export const kabootRunning = kabootMethod('kaboot-running', 'none', 'running');
