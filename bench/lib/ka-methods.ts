@@ -6,6 +6,8 @@
 // run's time zero.
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
+import { announcePort, DEFAULT_DISCOVERY_PORT } from '../../src/ka/discovery.js';
+import { DEFAULT_DATA_PORT } from '../../src/ka/node.js';
 import { spawnTimed, waitConnected, waitListening, type BroadcastLab, type TimedProcess } from './ka-lab.js';
 
 export interface RunContext {
@@ -36,10 +38,8 @@ export interface Method {
 }
 
 const PORT = 5000;
-/** where a ka-client looking for its session listens for the coordinator's announcement (discovery port 4957 + 1) */
-const KA_ANNOUNCE_PORT = 4958;
-/** the port every KA node's data link connects to */
-const KA_DATA_PORT = 30764;
+/** where a ka-client looking for its session listens for the coordinator's announcement */
+const KA_ANNOUNCE_PORT = announcePort(DEFAULT_DISCOVERY_PORT) as number;
 /** kaboot-running: where the coordinator's stdin is fed from, on the source's loopback */
 const FEED_PORT = 5001;
 /** socat's default 8 KiB buffer costs a system call per 8 KiB; 128 KiB is what a careful user would pick. */
@@ -188,7 +188,7 @@ function kabootMethod(name: string, consumer: 'none' | 'openssl', coordinator: '
         `${SOCAT} TCP-LISTEN:${FEED_PORT},bind=127.0.0.1,reuseaddr STDOUT | node ${q(bin)} ka-server -s ${session} -n ${n} --spool ${q(ctx.dir)} ${secret} > ${q(resultFile)}`,
       );
       // every node holds its data link (to the source or to its parent): the chain is ready
-      await Promise.all(bl.receivers.map((r) => waitConnected(bl.lab, r.ns, KA_DATA_PORT)));
+      await Promise.all(bl.receivers.map((r) => waitConnected(bl.lab, r.ns, DEFAULT_DATA_PORT)));
       const t0 = performance.now();
       bl.lab.spawn(bl.source.ns, ['bash', '-c', `${SOCAT} FILE:${q(ctx.file)} TCP:127.0.0.1:${FEED_PORT},retry=50,interval=0.1`], { stdin: 'ignore', reject: false });
       return { source: server.source, sourceLog: server.sourceLog, t0, receivers, digestFiles, resultFile };

@@ -8,8 +8,8 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 
 export const DEFAULT_DISCOVERY_PORT = 4957;
-/** Where nodes that are looking for a session listen for announcements: the discovery port + 1. */
-export const announcePort = (discoveryPort: number) => discoveryPort + 1;
+/** Where nodes that are looking for a session listen for announcements: the discovery port + 1 (none past 65535). */
+export const announcePort = (discoveryPort: number): number | null => (discoveryPort < 65535 ? discoveryPort + 1 : null);
 const DISCOVERY_MAGIC = Buffer.from('KAD', 'latin1');
 const DISCOVERY_VERSION = 1;
 
@@ -86,8 +86,9 @@ export class DiscoveryResponder {
       this.sock.bind({ port, address }, () => {
         this.sock.off('error', reject);
         this.sock.setBroadcast(true);
+        const to = announcePort(port);
         const announce = encodeDiscovery({ type: 'announce', session: this.opts.session, nonce: 0, controlPort: this.opts.controlPort });
-        for (const addr of targets) this.sock.send(announce, announcePort(port), addr, () => {});
+        if (to !== null) for (const addr of targets) this.sock.send(announce, to, addr, () => {});
         resolve();
       });
     });
@@ -170,7 +171,8 @@ export function discover(opts: { session: string; port?: number; tries?: number;
     sock.on('message', onMessage);
     listener.on('error', (e) => opts.logger.debug({ err: e.message }, 'ka discovery: not listening for announcements'));
     listener.on('message', onMessage);
-    listener.bind(announcePort(port));
+    const listenOn = announcePort(port);
+    if (listenOn !== null) listener.bind(listenOn);
     const round = () => {
       if (waited >= tries * intervalMs) return finish(new Error(`no coordinator answered for session "${opts.session}" in ${((tries * intervalMs) / 1000).toFixed(1)} s (${sent} requests)`));
       for (const addr of opts.targets ?? broadcastAddresses()) sock.send(request, port, addr, () => {});

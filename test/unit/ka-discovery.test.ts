@@ -78,7 +78,7 @@ test('discovery: a coordinator announces its session as it starts, and a node lo
   const found = discover({ session: 'kainstall1', port, targets: ['127.0.0.1'], intervalMs: 60_000, logger });
   const sender = createSocket('udp4');
   const announce = (session: string) =>
-    new Promise<void>((r) => sender.send(encodeDiscovery({ type: 'announce', session, nonce: 0, controlPort: 31000 }), announcePort(port), '127.0.0.1', () => r()));
+    new Promise<void>((r) => sender.send(encodeDiscovery({ type: 'announce', session, nonce: 0, controlPort: 31000 }), announcePort(port) as number, '127.0.0.1', () => r()));
   for (let i = 0; i < 50; i++) {
     await announce('another-session');
     await announce('kainstall1');
@@ -90,7 +90,8 @@ test('discovery: a coordinator announces its session as it starts, and a node lo
 
   // the coordinator's side: bind() sends one announcement to the discovery port + 1
   const listener = createSocket({ type: 'udp4', reuseAddr: true });
-  await new Promise<void>((r) => listener.bind(announcePort(port), '127.0.0.1', r));
+  await new Promise<void>((r) => listener.bind(announcePort(port) as number, '127.0.0.1', r));
+  assert.equal(announcePort(65535), null, 'no announcement port past 65535');
   const got = once(listener, 'message');
   const responder = new DiscoveryResponder({ session: 'kainstall2', controlPort: 31001, logger });
   await responder.bind(port, '127.0.0.1', ['127.0.0.1']);
