@@ -21,7 +21,7 @@ export const kaServerUsage = `usage: kaboot ka-server -s SESSION -n N [-e COMMAN
       --spool DIR         where the spool file lives (a temp dir)   --keep-spool
       --ring SIZE         source ring size (64M)
       --dead-after SEC    a silent node is dead after SEC (5)
-      --slow-fraction F   slow below F x median capacity (0.5)  --slow-after N windows (5)  --no-slow
+      --slow-fraction F   slow below F x the others' lowest capacity (0.5)  --slow-after N windows (5)  --no-slow
       --no-late-join      refuse nodes after the start
       --hash auto|openssl|node   where the SHA-256 is computed (auto: in-process, over the relay's own buffers)
       --log-level L       pino level (info)
