@@ -1,9 +1,8 @@
-// The four ways the broadcast bench moves one file from the source to N receivers. Each
+// The ways the broadcast bench moves one file from the source to N receivers. Each
 // start() launches the receivers (each a bash script under GNU time that ends in
 // `openssl dgst -sha256 -r > DIGEST`, or for kaboot in a node that hashes the stream
-// itself, and waits for every process it started), waits
-// until they are ready, then launches the source and returns the moment it did: the
-// run's time zero.
+// itself, and waits for every process it started), waits until they are ready, then
+// launches the source and returns the moment it did: the run's time zero.
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { announcePort, DEFAULT_DISCOVERY_PORT } from '../../src/ka/discovery.js';
@@ -140,9 +139,10 @@ export function udpcast(senderOpts: string, receiverOpts: string): Method {
 /**
  * (a) kaboot: ka-client in every receiver, looking for the session (UDP broadcast, as on
  * a real deploy network), then ka-server in the source reading the file (time zero); its
- * announcement reaches the waiting clients as it starts. Every node checks the stream's SHA-256 itself (the protocol's
- * END frame); the bench reads the digest each node computed from its JSON result and
- * compares it with the file's, as it does a hasher's output for the other methods.
+ * announcement reaches the waiting clients as it starts. Every node checks the stream's
+ * SHA-256 itself (the protocol's END frame); the bench reads the digest each node
+ * computed from its JSON result and compares it with the file's, as it does a hasher's
+ * output for the other methods.
  * `consumer`: 'none' relays and checks only (the receiver's own check is its hash);
  * 'openssl' also feeds `openssl dgst` as the node's consumer, so each node hashes twice.
  * `coordinator`: 'starts' runs ka-server at time zero, reading the file; 'running' starts
@@ -168,8 +168,7 @@ function kabootMethod(name: string, consumer: 'none' | 'openssl', coordinator: '
         const client = `node ${q(bin)} ka-client -s ${session} ${secret}`;
         if (consumer === 'openssl') {
           digestFiles.push(f.digest);
-          const cmd = `openssl dgst -sha256 -r -out ${q(f.digest)}`;
-          receivers.push(spawnTimed(bl.lab, r.ns, `${client} -e ${q(cmd)} >${q(f.log)} 2>&1; wait`, f.time));
+          receivers.push(spawnTimed(bl.lab, r.ns, `${client} -e ${q(hashInto(f.digest))} >${q(f.log)} 2>&1; wait`, f.time));
         } else {
           const result = join(ctx.dir, `r${i + 1}.json`);
           digestFiles.push(result);

@@ -142,9 +142,7 @@ export async function joinSession(opts: JoinOptions): Promise<NodeResult> {
         { ringBytes, gapReader: spoolReader, hasher: hasherFor(opts.hash) },
         {
           pause: () => upstream?.socket.pause(),
-          resume: () => {
-            upstream?.socket.resume();
-          },
+          resume: () => upstream?.socket.resume(),
           readerFailed: (k, reason) => {
             log.warn({ reader: k, reason }, 'ka: reader dropped');
             if (k.startsWith('child:')) childReaders.delete(k);

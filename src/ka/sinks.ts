@@ -8,7 +8,14 @@ import type { Writable } from 'node:stream';
 import { dataFrameHeader, encodeFrame } from './frames.js';
 import type { Sink } from './relay.js';
 
-const DEFAULT_LIMIT = 4 * 1024 * 1024;
+/**
+ * A child link's user-space queue: the kernel's send buffer (up to 4 MiB) already keeps
+ * the link busy while the relay refills it, and every byte queued beyond it is latency
+ * added at each hop (4 MiB: 36 ms at 1 Gbit/s, paid again by every node down the chain).
+ */
+const SOCKET_LIMIT = 512 * 1024;
+/** The consumer's: a pipe's kernel buffer holds only 64 KiB, so the queue in front of it is deeper. */
+const PIPE_LIMIT = 4 * 1024 * 1024;
 /**
  * Bytes a sink waits for before a write (the relay flushes smaller batches after 2 ms
  * and at the end): a node reads its parent in pieces of about 64 KiB, and a write per
@@ -34,13 +41,6 @@ class WriteTracker {
     this.cb = cb;
   }
 }
-
-/**
- * A child link's user-space queue: the kernel's send buffer (up to 4 MiB) already keeps
- * the link busy while the relay refills it, and every byte queued beyond it is latency
- * added at each hop (4 MiB: 36 ms at 1 Gbit/s, paid again by every node down the chain).
- */
-const SOCKET_LIMIT = 512 * 1024;
 
 export class SocketSink implements Sink {
   private readonly tracker = new WriteTracker();
@@ -91,7 +91,7 @@ export class SocketSink implements Sink {
 /** The local consumer's stdin. end() closes it, so the command sees EOF. */
 export class StdinSink implements Sink {
   private readonly tracker = new WriteTracker();
-  constructor(private readonly stdin: Writable, private readonly limit = DEFAULT_LIMIT, readonly batchBytes = BATCH_BYTES) {}
+  constructor(private readonly stdin: Writable, private readonly limit = PIPE_LIMIT, readonly batchBytes = BATCH_BYTES) {}
   write(offset: number, data: Buffer): boolean {
     if (this.stdin.destroyed) return true;
     this.stdin.write(data, this.tracker.done);

@@ -76,10 +76,8 @@ export function chainRate(windows: NodeWindow[]): number | undefined {
  * The capacity a node is measured against: the lowest among the others (a node fed by
  * the source: among the source's other children). Undefined when there is none.
  */
-export function reference(id: number, windows: NodeWindow[], caps: Map<number, number>): number | undefined {
-  const self = windows.find((w) => w.id === id);
-  if (!self) return undefined;
-  const others = windows.filter((w) => w.id !== id && caps.has(w.id) && (self.parent !== SOURCE_ID || w.parent === SOURCE_ID));
+export function reference(self: NodeWindow, windows: NodeWindow[], caps: Map<number, number>): number | undefined {
+  const others = windows.filter((w) => w.id !== self.id && caps.has(w.id) && (self.parent !== SOURCE_ID || w.parent === SOURCE_ID));
   return others.length ? Math.min(...others.map((w) => caps.get(w.id) as number)) : undefined;
 }
 
@@ -109,7 +107,7 @@ export class SlowNodeTracker {
     const slow: number[] = [];
     for (const w of windows) {
       const c = caps.get(w.id);
-      const ref = reference(w.id, windows, caps);
+      const ref = reference(w, windows, caps);
       const belowOthers = c !== undefined && ref !== undefined && c < this.policy.fraction * ref;
       const belowCeiling = this.ceiling === 0 || (c !== undefined && c < this.policy.fraction * this.ceiling);
       const n = belowOthers && belowCeiling && eligible(w.id) ? (this.streak.get(w.id) ?? 0) + 1 : 0;

@@ -61,7 +61,7 @@ test('a head fed by the source is compared only with the source’s other childr
   const sibling = w(3, { parent: 0, linkBytes: 118e6, consumerBytes: 0 });
   const slowHead = w(1, { parent: 0, linkBytes: 10e6, linkBlockedMs: 1000, consumerBytes: 0 });
   assert.deepEqual(t.observe([slowHead, sibling, tail]).slow, [1]);
-  assert.equal(reference(2, [head, tail], new Map([[1, 118e6], [2, Infinity]])), 118e6, 'a node further down is compared with all the others');
+  assert.equal(reference(tail, [head, tail], new Map([[1, 118e6], [2, Infinity]])), 118e6, 'a node further down is compared with all the others');
 });
 
 test('a uniform chain (every link at the same rate) names nobody', () => {
